@@ -1,0 +1,38 @@
+"""Settings from the environment (``SHOPFRONT_`` prefix) and an optional ``.env`` file."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "shopfront-dev-only-secret-do-not-use-in-production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SHOPFRONT_", env_file=".env", extra="ignore")
+
+    write_database_url: str = "sqlite+aiosqlite:///var/write.db"
+    read_database_url: str = "sqlite+aiosqlite:///var/read.db"
+    redis_url: str | None = None
+    jwt_secret: str = DEV_JWT_SECRET
+    env: Literal["dev", "prod"] = "dev"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # How long a mutation waits for the read models to reach its events (read-your-writes).
+    read_your_writes_timeout: float = Field(default=5.0, ge=0)
+    # Fallback poll of the event log, for events written by other processes.
+    projection_poll_interval: float = Field(default=0.5, gt=0)
+    projection_batch_size: int = Field(default=500, ge=1)
+    # Browser origins allowed to open a WebSocket (same-origin is always allowed).
+    allowed_origins: list[str] = Field(default_factory=list)
+    log_level: str = "info"
+
+    @property
+    def is_dev(self) -> bool:
+        return self.env == "dev"
+
+    @property
+    def uses_dev_secret(self) -> bool:
+        return self.jwt_secret == DEV_JWT_SECRET

@@ -1,0 +1,244 @@
+"""Handlers of the order commands: place, pay, cancel, ship, deliver."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from domain import commands as c
+from domain import events as e
+from domain import model
+from domain.event_log import Recorder
+from domain.write_tables import events, order_lines, orders, payments, products, shipments
+
+MAX_IDEMPOTENCY_KEY = 200
+
+
+class ConcurrencyConflict(Exception):
+    """Another transaction changed the order first; the bus retries the command."""
+
+
+def _request_hash(lines: list[c.LineRequest]) -> str:
+    canonical = ";".join(f"{line.sku}={line.quantity}" for line in sorted(lines, key=str))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def _replay_idempotent(
+    conn: AsyncConnection, customer_id: str, key: str, request_hash: str, rec: Recorder
+) -> str | None:
+    row = (
+        await conn.execute(
+            sa.select(orders.c.id, orders.c.request_hash).where(
+                orders.c.customer_id == customer_id, orders.c.idempotency_key == key
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    if row.request_hash != request_hash:
+        raise model.DomainError(
+            "IDEMPOTENCY_KEY_REUSED",
+            "This idempotency key was used for a different order",
+            "idempotencyKey",
+        )
+    rec.replayed_position = await conn.scalar(
+        sa.select(sa.func.max(events.c.position)).where(events.c.stream_id == f"order-{row.id}")
+    )
+    return str(row.id)
+
+
+async def place_order(conn: AsyncConnection, cmd: c.PlaceOrder, rec: Recorder) -> str:
+    actor = model.require_customer(cmd.actor)
+    lines = model.merge_lines(cmd.lines)
+    key = cmd.idempotency_key
+    request_hash = _request_hash(lines)
+    if key is not None:
+        if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+            raise model.invalid("idempotencyKey", "An idempotency key is 1-200 characters")
+        existing = await _replay_idempotent(conn, actor.id, key, request_hash, rec)
+        if existing is not None:
+            return existing
+    found = {
+        row.sku: row
+        for row in await conn.execute(
+            sa.select(
+                products.c.id, products.c.sku, products.c.name, products.c.price_cents,
+                products.c.stock_on_hand, products.c.stock_reserved,
+            )
+            .where(products.c.sku.in_([line.sku for line in lines]))
+            .with_for_update()
+        )
+    }
+    for line in lines:
+        row = found.get(line.sku)
+        stock = None if row is None else model.StockLevel(row.stock_on_hand, row.stock_reserved)
+        model.check_available(line.sku, line.quantity, stock)
+    order_id = str(uuid.uuid4())
+    priced = tuple(
+        e.OrderLineData(
+            line.sku, found[line.sku].id, found[line.sku].name, line.quantity,
+            found[line.sku].price_cents,
+        )
+        for line in lines
+    )
+    total, items = model.order_total((p.quantity, p.unit_price_cents) for p in priced)
+    for p in priced:
+        reserved = await conn.execute(
+            products.update()
+            .where(
+                products.c.id == p.product_id,
+                products.c.stock_on_hand - products.c.stock_reserved >= p.quantity,
+            )
+            .values(stock_reserved=products.c.stock_reserved + p.quantity)
+        )
+        if reserved.rowcount != 1:  # a concurrent writer got there first
+            model.check_available(p.sku, p.quantity, model.StockLevel(0, 0))
+    await conn.execute(
+        orders.insert().values(
+            id=order_id, customer_id=actor.id, status=model.OrderStatus.PLACED.value,
+            currency=model.CURRENCY, total_cents=total, item_count=items, version=1,
+            idempotency_key=key, request_hash=request_hash, placed_at=rec.now,
+            updated_at=rec.now,
+        )
+    )
+    await conn.execute(
+        order_lines.insert(),
+        [
+            {
+                "order_id": order_id, "line_no": n, "product_id": p.product_id, "sku": p.sku,
+                "product_name": p.product_name, "quantity": p.quantity,
+                "unit_price_cents": p.unit_price_cents,
+            }
+            for n, p in enumerate(priced, start=1)
+        ],
+    )
+    rec.record(
+        f"order-{order_id}", 1,
+        e.OrderPlaced(order_id, actor.id, priced, total, items, model.CURRENCY),
+    )
+    return order_id
+
+
+async def _load_order(conn: AsyncConnection, order_id: str) -> sa.Row[Any]:
+    row = (
+        await conn.execute(
+            sa.select(orders.c.id, orders.c.customer_id, orders.c.status, orders.c.version,
+                      orders.c.total_cents)
+            .where(orders.c.id == order_id)
+        )
+    ).first()
+    if row is None:
+        raise model.DomainError("NOT_FOUND", "No such order", "orderId")
+    return row
+
+
+async def _transition(
+    conn: AsyncConnection, action: str, cmd: c.Command, order_id: str, rec: Recorder
+) -> tuple[sa.Row[Any], int]:
+    """Authorize and move the order to its next status; return the row and new version."""
+    order = await _load_order(conn, order_id)
+    model.authorize_order_action(action, cmd.actor, order.customer_id)
+    status = model.transition(action, model.OrderStatus(order.status))
+    updated = await conn.execute(
+        orders.update()
+        .where(orders.c.id == order.id, orders.c.version == order.version)
+        .values(status=status.value, version=order.version + 1, updated_at=rec.now)
+    )
+    if updated.rowcount != 1:
+        raise ConcurrencyConflict(order_id)
+    return order, order.version + 1
+
+
+async def _lines(conn: AsyncConnection, order_id: str) -> tuple[e.OrderLineData, ...]:
+    rows = await conn.execute(
+        sa.select(order_lines).where(order_lines.c.order_id == order_id)
+        .order_by(order_lines.c.line_no)
+    )
+    return tuple(
+        e.OrderLineData(r.sku, r.product_id, r.product_name, r.quantity, r.unit_price_cents)
+        for r in rows
+    )
+
+
+async def pay_order(conn: AsyncConnection, cmd: c.PayOrder, rec: Recorder) -> str:
+    order, version = await _transition(conn, "pay", cmd, cmd.order_id, rec)
+    await conn.execute(
+        payments.insert().values(
+            order_id=order.id, status="PAID", amount_cents=order.total_cents, paid_at=rec.now
+        )
+    )
+    lines = await _lines(conn, order.id)
+    rec.record(
+        f"order-{order.id}", version,
+        e.OrderPaid(order.id, order.customer_id, order.total_cents, lines),
+    )
+    return str(order.id)
+
+
+async def cancel_order(conn: AsyncConnection, cmd: c.CancelOrder, rec: Recorder) -> str:
+    reason = model.clean_text("reason", cmd.reason) if cmd.reason and cmd.reason.strip() else None
+    order, version = await _transition(conn, "cancel", cmd, cmd.order_id, rec)
+    lines = await _lines(conn, order.id)
+    for line in lines:
+        await conn.execute(
+            products.update()
+            .where(products.c.id == line.product_id)
+            .values(stock_reserved=products.c.stock_reserved - line.quantity)
+        )
+    refunded = 0
+    if order.status == model.OrderStatus.PAID.value:
+        refunded = order.total_cents
+        await conn.execute(
+            payments.update()
+            .where(payments.c.order_id == order.id)
+            .values(status="REFUNDED", refunded_at=rec.now)
+        )
+    assert cmd.actor is not None  # authorize_order_action refused anonymous callers
+    rec.record(
+        f"order-{order.id}", version,
+        e.OrderCancelled(
+            order.id, order.customer_id, reason, cmd.actor.role, order.status, lines, refunded
+        ),
+    )
+    return str(order.id)
+
+
+async def ship_order(conn: AsyncConnection, cmd: c.ShipOrder, rec: Recorder) -> str:
+    carrier = model.clean_text("carrier", cmd.carrier)
+    tracking = model.clean_text("trackingNumber", cmd.tracking_number)
+    order, version = await _transition(conn, "ship", cmd, cmd.order_id, rec)
+    for line in await _lines(conn, order.id):
+        await conn.execute(
+            products.update()
+            .where(products.c.id == line.product_id)
+            .values(
+                stock_on_hand=products.c.stock_on_hand - line.quantity,
+                stock_reserved=products.c.stock_reserved - line.quantity,
+            )
+        )
+    await conn.execute(
+        shipments.insert().values(
+            order_id=order.id, carrier=carrier, tracking_number=tracking, status="SHIPPED",
+            shipped_at=rec.now,
+        )
+    )
+    rec.record(
+        f"order-{order.id}", version,
+        e.OrderShipped(order.id, order.customer_id, carrier, tracking),
+    )
+    return str(order.id)
+
+
+async def deliver_order(conn: AsyncConnection, cmd: c.DeliverOrder, rec: Recorder) -> str:
+    order, version = await _transition(conn, "deliver", cmd, cmd.order_id, rec)
+    await conn.execute(
+        shipments.update()
+        .where(shipments.c.order_id == order.id)
+        .values(status="DELIVERED", delivered_at=rec.now)
+    )
+    rec.record(f"order-{order.id}", version, e.OrderDelivered(order.id, order.customer_id))
+    return str(order.id)

@@ -1,0 +1,4 @@
+from migrations.common import run
+from projections.read_tables import metadata
+
+run(metadata)

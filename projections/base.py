@@ -1,0 +1,79 @@
+"""What projectors share: the stored event they read and the shape of a projector."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Generic, Protocol, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from domain.events import Event
+
+E = TypeVar("E", bound=Event)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StoredEvent(Generic[E]):
+    position: int
+    stream_id: str
+    stream_version: int
+    type: str
+    occurred_at: dt.datetime
+    command_id: str
+    data: E
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OrderChange:
+    """An order as a projection committed it, right after one event: what subscribers get."""
+
+    order_id: str
+    customer_id: str
+    version: int
+    event: str
+    occurred_at: dt.datetime
+    doc: Mapping[str, Any]
+
+
+class Projector(Protocol):
+    name: str
+    tables: tuple[sa.Table, ...]
+
+    async def apply(
+        self, conn: AsyncConnection, events: Sequence[StoredEvent[Event]]
+    ) -> Sequence[OrderChange]:
+        """Apply events in order inside the caller's transaction."""
+        ...
+
+
+EventHandler = Callable[[AsyncConnection, Any], Awaitable[None]]
+
+
+@dataclasses.dataclass(frozen=True)
+class HandlerProjector:
+    """A projector that dispatches each event by type to one small function."""
+
+    name: str
+    tables: tuple[sa.Table, ...]
+    handlers: Mapping[str, EventHandler]
+
+    async def apply(
+        self, conn: AsyncConnection, events: Sequence[StoredEvent[Event]]
+    ) -> Sequence[OrderChange]:
+        for event in events:
+            handler = self.handlers.get(event.type)
+            if handler is not None:
+                await handler(conn, event)
+        return ()
+
+
+def as_utc(value: dt.datetime) -> dt.datetime:
+    """SQLite hands back naive datetimes; everything we store is UTC."""
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def iso(value: dt.datetime) -> str:
+    return as_utc(value).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,149 @@
+"""The order document: the whole order as screens show it, built from order events alone.
+
+Pure functions, shared by the order history, order detail and fulfillment projectors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from domain import events as e
+from domain.events import ORDER_EVENT_TYPES, Event
+from projections.base import OrderChange, StoredEvent, iso
+
+Doc = dict[str, Any]
+
+
+def _placed(event: StoredEvent[e.OrderPlaced]) -> Doc:
+    data, at = event.data, iso(event.occurred_at)
+    return {
+        "id": data.order_id,
+        "customer_id": data.customer_id,
+        "status": "PLACED",
+        "placed_at": at,
+        "updated_at": at,
+        "version": event.stream_version,
+        "sort_key": event.position,
+        "paid_position": None,
+        "currency": data.currency,
+        "total_cents": data.total_cents,
+        "item_count": data.item_count,
+        "lines": [dataclasses.asdict(line) for line in data.lines],
+        "payment": None,
+        "shipment": None,
+        "timeline": [{"status": "PLACED", "at": at}],
+        "cancel_reason": None,
+    }
+
+
+def apply_event(doc: Doc | None, event: StoredEvent[Any]) -> Doc:
+    """Return the order document after ``event`` (``doc`` is None before OrderPlaced)."""
+    if event.type == "OrderPlaced":
+        return _placed(event)
+    if doc is None:
+        raise ValueError(f"{event.type} at position {event.position} for an unknown order")
+    at = iso(event.occurred_at)
+    data = event.data
+    doc = {**doc, "version": event.stream_version, "updated_at": at}
+    if isinstance(data, e.OrderPaid):
+        status = "PAID"
+        doc["paid_position"] = event.position
+        doc["payment"] = {
+            "status": "PAID", "amount_cents": data.amount_cents, "paid_at": at,
+            "refunded_at": None,
+        }
+    elif isinstance(data, e.OrderCancelled):
+        status = "CANCELLED"
+        doc["cancel_reason"] = data.reason
+        if doc["payment"] is not None:
+            doc["payment"] = {**doc["payment"], "status": "REFUNDED", "refunded_at": at}
+    elif isinstance(data, e.OrderShipped):
+        status = "SHIPPED"
+        doc["shipment"] = {
+            "carrier": data.carrier, "tracking_number": data.tracking_number,
+            "status": "SHIPPED", "shipped_at": at, "delivered_at": None,
+        }
+    elif isinstance(data, e.OrderDelivered):
+        status = "DELIVERED"
+        doc["shipment"] = {**doc["shipment"], "status": "DELIVERED", "delivered_at": at}
+    else:
+        raise ValueError(f"Not an order event: {event.type}")
+    doc["status"] = status
+    doc["timeline"] = [*doc["timeline"], {"status": status, "at": at}]
+    return doc
+
+
+def dumps(doc: Mapping[str, Any]) -> str:
+    return orjson.dumps(doc).decode()
+
+
+# Maps an order's latest document to its row in a screen's table (None: no row).
+RowOf = Callable[[Doc], dict[str, Any] | None]
+
+
+@dataclasses.dataclass(frozen=True)
+class OrderDocProjector:
+    """Keeps one order screen's table: loads the batch's documents once, applies the
+    events in memory, writes each changed document back once.
+
+    ``row_of`` decides each order's row; ``keeps_all`` says whether every order has a
+    row for life (so an event for an order without one is an error) or only some do.
+    """
+
+    name: str
+    table: sa.Table
+    row_of: RowOf
+    keeps_all: bool = True
+    publishes: bool = False
+
+    @property
+    def tables(self) -> tuple[sa.Table, ...]:
+        return (self.table,)
+
+    async def apply(
+        self, conn: AsyncConnection, events: Sequence[StoredEvent[Event]]
+    ) -> Sequence[OrderChange]:
+        order_events = [ev for ev in events if ev.type in ORDER_EVENT_TYPES]
+        if not order_events:
+            return ()
+        key = self.table.c.order_id
+        ids = {ev.data.order_id for ev in order_events}  # type: ignore[attr-defined]
+        stored: dict[str, Doc] = {
+            row.order_id: orjson.loads(row.doc)
+            for row in await conn.execute(sa.select(key, self.table.c.doc).where(key.in_(ids)))
+        }
+        docs: dict[str, Doc | None] = {order_id: stored.get(order_id) for order_id in ids}
+        changes: list[OrderChange] = []
+        touched: set[str] = set()
+        for ev in order_events:
+            order_id: str = ev.data.order_id  # type: ignore[attr-defined]
+            doc = docs[order_id]
+            if doc is None and ev.type != "OrderPlaced" and not self.keeps_all:
+                continue  # an order this screen no longer (or never) shows
+            doc = docs[order_id] = apply_event(doc, ev)
+            touched.add(order_id)
+            if self.publishes:
+                changes.append(
+                    OrderChange(
+                        order_id, doc["customer_id"], ev.stream_version, ev.type,
+                        ev.occurred_at, doc,
+                    )
+                )
+        for order_id in touched:
+            doc = docs[order_id]
+            assert doc is not None
+            row = self.row_of(doc)
+            if row is None:
+                if order_id in stored:
+                    await conn.execute(sa.delete(self.table).where(key == order_id))
+            elif order_id in stored:
+                await conn.execute(sa.update(self.table).where(key == order_id).values(row))
+            else:
+                await conn.execute(sa.insert(self.table).values(order_id=order_id, **row))
+        return changes
