@@ -49,7 +49,11 @@ TIMEOUT_MS = 30_000
 # CodeMirror instance as its ``CodeMirror`` property.
 QUERY_EDITOR = ".graphiql-query-editor .CodeMirror"
 RESPONSE_EDITOR = ".graphiql-response .CodeMirror"
-HEADERS_EDITOR = 'section.graphiql-editor-tool[aria-label="Headers"] .CodeMirror'
+# The tools section holds the variables and headers editors; the inactive one
+# is hidden, and the section is labelled after the active tab.
+HEADERS_EDITOR = (
+    'section.graphiql-editor-tool[aria-label="Headers"] .graphiql-editor:not(.hidden) .CodeMirror'
+)
 HEADERS_TAB = '.graphiql-editor-tools button[data-name="headers"]'
 RUN_BUTTON = "button.graphiql-execute-button"
 EXPLORER_BUTTON = 'button[aria-label="Show GraphiQL Explorer"]'
@@ -77,6 +81,12 @@ def _require_browser() -> None:
     pytest.skip(f"browser test needs a local Chromium: {problem}")
 
 
+@pytest.fixture(autouse=True)
+def _browser_available() -> None:
+    """Skip/fail before ``live_app`` starts the server when no browser is usable."""
+    _require_browser()
+
+
 async def _editor_value(page: Page, selector: str) -> str:
     value: Any = await page.evaluate(
         "sel => document.querySelector(sel).CodeMirror.getValue()", selector
@@ -96,7 +106,6 @@ async def _set_editor_value(page: Page, selector: str, text: str) -> None:
 async def test_graphiql_renders_offline_and_runs_a_query(
     live_app: LiveApp, tmp_path: pathlib.Path
 ) -> None:
-    _require_browser()
     base = urlsplit(live_app.base_url)
     assert base.hostname in LOOPBACK_HOSTS, f"live_app must listen on loopback: {base.geturl()}"
     app_netloc = base.netloc

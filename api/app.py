@@ -1,0 +1,100 @@
+"""build_app(settings) -> Starlette. The lifespan starts engines, projector runner and bus."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator
+
+import orjson
+import sqlalchemy as sa
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+
+from api import readers
+from api.auth import make_token
+from api.graphiql import STATIC_PREFIX, static_app
+from api.http import graphiql_response, graphql_http, wants_html
+from api.metrics import Metrics, MetricsMiddleware
+from api.schema import build_schema
+from api.seed import DEMO_EMAIL
+from api.services import Services
+from api.settings import Settings
+from api.websocket import WebSocketGraphQL
+
+log = logging.getLogger("shopfront")
+GRAPHIQL_TOKEN_TTL = dt.timedelta(hours=12)
+
+
+def build_app(settings: Settings) -> Starlette:
+    services = Services.create(settings)
+    schema = build_schema(introspection=settings.is_dev)
+    metrics = Metrics(services)
+    websocket_app = WebSocketGraphQL(schema, services)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if settings.uses_dev_secret:
+            log.warning("SHOPFRONT_JWT_SECRET is not set: using the dev-only secret")
+        await services.start()
+        try:
+            yield
+        finally:
+            await services.close()
+
+    async def graphql(request: Request) -> Response:
+        if request.method == "GET" and settings.is_dev and wants_html(request):
+            return graphiql_response(await _demo_headers(services))
+        return await graphql_http(request, services)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        problems = []
+        for name, engine in (("write", services.write_engine), ("read", services.read_engine)):
+            try:
+                async with engine.connect() as conn:
+                    await conn.execute(sa.text("SELECT 1"))
+            except Exception as error:  # report any failure as not ready
+                problems.append(f"{name} database: {type(error).__name__}")
+        if not services.runner.running:
+            problems.append("projection runner not running")
+        if problems:
+            return JSONResponse({"status": "unavailable", "problems": problems}, 503)
+        return JSONResponse({"status": "ready"})
+
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", websocket_app),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics_endpoint),
+            Mount(STATIC_PREFIX, app=static_app(), name="graphiql-static"),
+        ],
+        middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.state.schema = schema
+    return app
+
+
+async def _demo_headers(services: Services) -> str | None:
+    """Dev mode: GraphiQL opens with the demo customer's token in the headers editor."""
+    row = await readers.customer_by_email(services.read_engine, DEMO_EMAIL)
+    if row is None:
+        return None
+    token = make_token(
+        services.settings.jwt_secret, row.customer_id, "customer", GRAPHIQL_TOKEN_TTL
+    )
+    return orjson.dumps({"Authorization": f"Bearer {token}"}, option=orjson.OPT_INDENT_2).decode()

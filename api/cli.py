@@ -1,0 +1,177 @@
+"""`shopfront ...`: serve, migrate, seed, projections, token, export-schema."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.table import Table
+
+from api import readers
+from api.auth import make_token
+from api.services import Services
+from api.settings import Settings
+from domain.commands import Role
+from projections.event_source import head_position
+
+app = typer.Typer(help="Shopfront: a GraphQL backend-for-frontend built as CQRS.",
+                  no_args_is_help=True, add_completion=False)
+projections_app = typer.Typer(help="Inspect and rebuild the read models.", no_args_is_help=True)
+app.add_typer(projections_app, name="projections")
+console = Console()
+T = TypeVar("T")
+
+
+def _with_services(work: Callable[[Services], Awaitable[T]]) -> T:
+    async def main() -> T:
+        services = Services.create(Settings())
+        try:
+            await services.runner.load_checkpoints()
+            return await work(services)
+        finally:
+            await services.close()
+
+    return asyncio.run(main())
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port")] = None,
+) -> None:
+    """Serve GraphQL (and GraphiQL in dev) over HTTP and WebSocket."""
+    import uvicorn
+
+    from api.app import build_app
+
+    settings = Settings()
+    host, port = host or settings.host, port or settings.port
+    console.print(f"Shopfront on http://{host}:{port}/graphql ({settings.env})")
+    uvicorn.run(build_app(settings), host=host, port=port, log_level=settings.log_level)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the Alembic migrations of the write and the read database."""
+    from migrations.runner import upgrade
+
+    settings = Settings()
+    upgrade(settings.write_database_url, settings.read_database_url)
+    console.print("Both databases are at the latest migration.")
+
+
+@app.command()
+def seed(
+    customers: Annotated[int, typer.Option(min=0)] = 100,
+    products: Annotated[int, typer.Option(min=0)] = 50,
+    orders: Annotated[int, typer.Option(min=0)] = 1000,
+    demo: Annotated[bool, typer.Option(help="Seed the demo shop instead, if the database "
+                                       "is empty, and print tokens")] = False,
+    random_seed: Annotated[int | None, typer.Option(help="Seed for repeatable data")] = None,
+) -> None:
+    """Create data through the real command handlers, then bring the read models up to date."""
+    from api.seed import DEMO_EMAIL
+    from api.seed import seed as run_seed
+    from api.seed import seed_demo
+
+    async def work(services: Services) -> None:
+        if demo:
+            if services.runner.head > 0:
+                console.print("The database has data already: demo seed skipped.")
+            else:
+                await seed_demo(services.bus)
+            await services.runner.catch_up()
+            row = await readers.customer_by_email(services.read_engine, DEMO_EMAIL)
+            _print_tokens(services.settings, None if row is None else row.customer_id)
+            return
+        total = products + customers + orders
+        with Progress("[progress.description]{task.description}", BarColumn(),
+                      MofNCompleteColumn(), TimeElapsedColumn(), console=console) as progress:
+            task = progress.add_task("Seeding", total=total)
+            await run_seed(services.bus, customers=customers, products=products, orders=orders,
+                           report=lambda n: progress.advance(task, n), seed_value=random_seed)
+            head = await head_position(services.log_engine)
+            catch = progress.add_task("Projecting", total=head)
+            while services.runner.position < head:
+                await services.runner.step()
+                progress.update(catch, completed=services.runner.position)
+        console.print(f"Seeded {products} products, {customers} customers, {orders} orders.")
+
+    _with_services(work)
+
+
+def _print_tokens(settings: Settings, customer_id: str | None) -> None:
+    ttl = dt.timedelta(days=7)
+    if customer_id is not None:
+        console.print("[bold]Demo customer token[/bold] (Authorization: Bearer ...):")
+        print(make_token(settings.jwt_secret, customer_id, "customer", ttl))
+    console.print("[bold]Staff token[/bold]:")
+    print(make_token(settings.jwt_secret, "staff-demo", "staff", ttl))
+
+
+@projections_app.command("status")
+def projections_status() -> None:
+    """Where each projection is in the event log."""
+
+    async def work(services: Services) -> None:
+        table = Table("name", "position", "head", "lag", "lag ms", "state")
+        for s in await services.runner.status():
+            lag_ms = "-" if s.lag_ms is None else f"{s.lag_ms:.0f}"
+            table.add_row(s.name, str(s.position), str(s.head_position), str(s.lag), lag_ms,
+                          "idle" if s.state == "stopped" else s.state)
+        console.print(table)
+
+    _with_services(work)
+
+
+@projections_app.command("rebuild")
+def projections_rebuild(
+    name: Annotated[str | None, typer.Argument(help="One projection; all if left out")] = None,
+) -> None:
+    """Empty the read tables and replay the event log from position 0."""
+
+    async def work(services: Services) -> None:
+        names = [name] if name else list(services.runner.projectors)
+        unknown = [n for n in names if n not in services.runner.projectors]
+        if unknown:
+            console.print(f"Unknown projection {unknown[0]!r}; one of: "
+                          + ", ".join(services.runner.projectors))
+            raise typer.Exit(2)
+        for one in names:
+            await services.runner.rebuild(one)
+        await services.runner.catch_up()
+        console.print(f"Rebuilt {', '.join(names)} up to position {services.runner.position}.")
+
+    _with_services(work)
+
+
+@app.command()
+def token(
+    sub: Annotated[str, typer.Option(help="Customer id or staff id")],
+    role: Annotated[str, typer.Option(help="customer or staff")] = "customer",
+    ttl_hours: Annotated[float, typer.Option(min=0.01)] = 24.0,
+) -> None:
+    """Print a signed JWT for the given subject and role."""
+    if role not in ("customer", "staff"):
+        console.print("--role must be customer or staff")
+        raise typer.Exit(2)
+    role_value: Role = "staff" if role == "staff" else "customer"
+    print(make_token(Settings().jwt_secret, sub, role_value, dt.timedelta(hours=ttl_hours)))
+
+
+@app.command("export-schema")
+def export_schema() -> None:
+    """Print the GraphQL schema (SDL), as committed in schema.graphql."""
+    from api.schema import export_sdl
+
+    sys.stdout.write(export_sdl())
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,85 @@
+"""Prometheus metrics: HTTP requests and latencies, projector positions, lag and errors."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.services import Services
+
+
+class ProjectionCollector(Collector):
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def collect(self) -> Iterator[Metric]:
+        runner = self.services.runner
+        position = GaugeMetricFamily(
+            "shopfront_projection_position", "Last event position applied", labels=["name"]
+        )
+        lag = GaugeMetricFamily(
+            "shopfront_projection_lag_events", "Events not yet applied", labels=["name"]
+        )
+        errors = GaugeMetricFamily(
+            "shopfront_projection_errors", "1 if the projector is failing", labels=["name"]
+        )
+        for name in runner.projectors:
+            applied = runner.positions.get(name, 0)
+            position.add_metric([name], applied)
+            lag.add_metric([name], max(runner.head - applied, 0))
+            errors.add_metric([name], 1 if name in runner.errors else 0)
+        yield position
+        yield lag
+        yield errors
+        head = GaugeMetricFamily("shopfront_event_log_head", "Last known event position")
+        head.add_metric([], runner.head)
+        yield head
+        subscribers = GaugeMetricFamily("shopfront_subscriptions", "Live order subscriptions")
+        subscribers.add_metric([], self.services.broker.subscriber_count)
+        yield subscribers
+
+
+class Metrics:
+    def __init__(self, services: Services) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "shopfront_http_requests", "HTTP requests", ["path", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "shopfront_http_request_seconds", "HTTP request latency", ["path"],
+            registry=self.registry,
+        )
+        self.registry.register(ProjectionCollector(services))
+
+
+class MetricsMiddleware:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        path = scope["path"] if scope["path"] in ("/graphql", "/healthz", "/readyz",
+                                                  "/metrics") else "other"
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            self.metrics.requests.labels(path, scope["method"], str(status)).inc()
+            self.metrics.latency.labels(path).observe(time.perf_counter() - start)

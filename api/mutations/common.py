@@ -1,0 +1,33 @@
+"""What every mutation does: run one command, then read the result back from the read
+model once the projectors have caught up with the command's events."""
+
+from __future__ import annotations
+
+import logging
+
+from api.context import Info
+from api.types.common import UserError
+from domain.bus import CommandResult
+from domain.commands import Command
+from domain.model import DomainError
+
+log = logging.getLogger("shopfront.mutations")
+
+
+async def run_command(info: Info, command: Command) -> CommandResult | list[UserError]:
+    services = info.context.services
+    try:
+        result = await services.bus.execute(command)
+    except DomainError as error:
+        return [UserError.from_domain(error)]
+    if result.position is not None:
+        caught_up = await services.runner.wait_for(
+            result.position, services.settings.read_your_writes_timeout
+        )
+        if not caught_up:
+            log.warning("read models behind position %d after a command", result.position)
+    return result
+
+
+def not_found(field: str, what: str) -> list[UserError]:
+    return [UserError(field=field, message=f"No such {what}", code="NOT_FOUND")]

@@ -1,0 +1,52 @@
+"""registerCustomer: anyone may sign up, and gets a customer token back."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import strawberry
+
+from api.auth import make_token
+from api.context import Info
+from api.mutations.common import run_command
+from api.types.common import UserError
+from api.types.customer import Customer
+from domain import commands as c
+
+CUSTOMER_TOKEN_TTL = dt.timedelta(days=30)
+
+
+@strawberry.input
+class RegisterCustomerInput:
+    email: str
+    name: str
+
+
+@strawberry.type
+class RegisterCustomerPayload:
+    customer: Customer | None
+    token: str | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class CustomerMutations:
+    @strawberry.mutation(description="Anyone: create a customer account.")
+    async def register_customer(
+        self, info: Info, input: RegisterCustomerInput
+    ) -> RegisterCustomerPayload:
+        result = await run_command(
+            info, c.RegisterCustomer(info.context.actor, email=input.email, name=input.name)
+        )
+        if isinstance(result, list):
+            return RegisterCustomerPayload(customer=None, token=None, user_errors=result)
+        customer_id = result.entity_id
+        row = await info.context.customers.load(customer_id)
+        token = make_token(
+            info.context.services.settings.jwt_secret, customer_id, "customer",
+            CUSTOMER_TOKEN_TTL,
+        )
+        return RegisterCustomerPayload(
+            customer=None if row is None else Customer.from_row(row), token=token,
+            user_errors=[],
+        )

@@ -1,0 +1,104 @@
+"""Order mutations: placeOrder (customer), payOrder (owner), cancelOrder (owner or staff),
+shipOrder and deliverOrder (staff)."""
+
+from __future__ import annotations
+
+import strawberry
+
+from api.context import Info
+from api.ids import raw_id_of
+from api.mutations.common import not_found, run_command
+from api.queries import visible_order
+from api.types.common import UserError
+from api.types.order import Order
+from domain import commands as c
+
+
+@strawberry.input
+class OrderLineInput:
+    sku: str
+    quantity: int
+
+
+@strawberry.input
+class PlaceOrderInput:
+    lines: list[OrderLineInput]
+    idempotency_key: str | None = None
+
+
+@strawberry.input
+class PayOrderInput:
+    order_id: strawberry.ID
+
+
+@strawberry.input
+class CancelOrderInput:
+    order_id: strawberry.ID
+    reason: str | None = None
+
+
+@strawberry.input
+class ShipOrderInput:
+    order_id: strawberry.ID
+    carrier: str
+    tracking_number: str
+
+
+@strawberry.input
+class DeliverOrderInput:
+    order_id: strawberry.ID
+
+
+@strawberry.type
+class OrderPayload:
+    order: Order | None
+    user_errors: list[UserError]
+
+
+async def _order_payload(info: Info, command: c.Command) -> OrderPayload:
+    result = await run_command(info, command)
+    if isinstance(result, list):
+        return OrderPayload(order=None, user_errors=result)
+    info.context.orders.clear(result.entity_id)  # this request may have loaded it before
+    return OrderPayload(order=await visible_order(info, result.entity_id), user_errors=[])
+
+
+def _order_id(global_id: str) -> str | None:
+    return raw_id_of("Order", global_id)
+
+
+@strawberry.type
+class OrderMutations:
+    @strawberry.mutation(description="Customer: order products; stock is reserved at once.")
+    async def place_order(self, info: Info, input: PlaceOrderInput) -> OrderPayload:
+        lines = tuple(c.LineRequest(line.sku, line.quantity) for line in input.lines)
+        return await _order_payload(
+            info, c.PlaceOrder(info.context.actor, lines, input.idempotency_key)
+        )
+
+    @strawberry.mutation(description="The customer who placed the order: pay for it.")
+    async def pay_order(self, info: Info, input: PayOrderInput) -> OrderPayload:
+        if (order_id := _order_id(input.order_id)) is None:
+            return OrderPayload(order=None, user_errors=not_found("orderId", "order"))
+        return await _order_payload(info, c.PayOrder(info.context.actor, order_id))
+
+    @strawberry.mutation(description="Owner or staff, before shipping: stock is released, "
+                         "payment refunded.")
+    async def cancel_order(self, info: Info, input: CancelOrderInput) -> OrderPayload:
+        if (order_id := _order_id(input.order_id)) is None:
+            return OrderPayload(order=None, user_errors=not_found("orderId", "order"))
+        return await _order_payload(info, c.CancelOrder(info.context.actor, order_id, input.reason))
+
+    @strawberry.mutation(description="Staff: ship a paid order.")
+    async def ship_order(self, info: Info, input: ShipOrderInput) -> OrderPayload:
+        if (order_id := _order_id(input.order_id)) is None:
+            return OrderPayload(order=None, user_errors=not_found("orderId", "order"))
+        return await _order_payload(
+            info, c.ShipOrder(info.context.actor, order_id, input.carrier, input.tracking_number)
+        )
+
+    @strawberry.mutation(description="Staff: mark a shipped order delivered.")
+    async def deliver_order(self, info: Info, input: DeliverOrderInput) -> OrderPayload:
+        if (order_id := _order_id(input.order_id)) is None:
+            return OrderPayload(order=None, user_errors=not_found("orderId", "order"))
+        return await _order_payload(info, c.DeliverOrder(info.context.actor, order_id))

@@ -1,0 +1,56 @@
+"""The single bootstrap: engines, command bus, projection runner and broker, wired once."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.database import create_engine
+from api.pubsub import OrderBroker
+from api.settings import Settings
+from domain.bus import CommandBus
+from projections.registry import PROJECTORS
+from projections.runner import ProjectionRunner
+
+
+@dataclasses.dataclass
+class Services:
+    settings: Settings
+    write_engine: AsyncEngine
+    log_engine: AsyncEngine
+    read_engine: AsyncEngine
+    projector_engine: AsyncEngine
+    bus: CommandBus
+    runner: ProjectionRunner
+    broker: OrderBroker
+
+    @classmethod
+    def create(cls, settings: Settings) -> Services:
+        write_engine = create_engine(settings.write_database_url, "write")
+        log_engine = create_engine(settings.write_database_url, "log")
+        read_engine = create_engine(settings.read_database_url, "read")
+        projector_engine = create_engine(settings.read_database_url, "projector")
+        broker = OrderBroker()
+        runner = ProjectionRunner(
+            log_engine,
+            projector_engine,
+            PROJECTORS,
+            batch_size=settings.projection_batch_size,
+            poll_interval=settings.projection_poll_interval,
+            publish=broker.publish,
+        )
+        bus = CommandBus(write_engine, on_commit=runner.notify)
+        return cls(
+            settings, write_engine, log_engine, read_engine, projector_engine, bus, runner,
+            broker,
+        )
+
+    async def start(self) -> None:
+        await self.runner.start()
+
+    async def close(self) -> None:
+        await self.runner.stop()
+        for engine in (self.write_engine, self.log_engine, self.read_engine,
+                       self.projector_engine):
+            await engine.dispose()

@@ -1,0 +1,73 @@
+"""Live order status, from the order detail read model and committed projections only."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncGenerator
+
+import strawberry
+
+from api import readers
+from api.context import Info
+from api.errors import ApiError
+from api.ids import raw_id_of
+from api.types.order import Order, OrderEvent
+from domain.model import can_see_order
+from projections.base import OrderChange
+
+
+def _event(change: OrderChange) -> OrderEvent:
+    return OrderEvent(
+        event=change.event, version=change.version, occurred_at=change.occurred_at,
+        order=Order.from_doc(dict(change.doc)),
+    )
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description="First the order as it is now (event \"Snapshot\"), then every change."
+    )
+    async def order_status(
+        self, info: Info, order_id: strawberry.ID
+    ) -> AsyncGenerator[OrderEvent, None]:
+        actor = info.context.actor
+        if actor is None:
+            raise ApiError("UNAUTHENTICATED", "Sign in to follow an order")
+        raw_id = raw_id_of("Order", order_id)
+        if raw_id is None:
+            raise ApiError("NOT_FOUND", "No such order")
+        services = info.context.services
+        # Subscribe before reading the snapshot: whatever commits after the read is queued.
+        subscription = services.broker.subscribe(f"order:{raw_id}")
+        try:
+            docs = await readers.orders_by_ids(services.read_engine, [raw_id])
+            doc = docs.get(raw_id)
+            if doc is None or not can_see_order(actor, doc["customer_id"]):
+                raise ApiError("NOT_FOUND", "No such order")
+            version = doc["version"]
+            yield OrderEvent(
+                event="Snapshot", version=version,
+                occurred_at=dt.datetime.fromisoformat(doc["updated_at"]),
+                order=Order.from_doc(doc),
+            )
+            async for change in subscription:
+                if change.version > version:  # the snapshot already covered older ones
+                    version = change.version
+                    yield _event(change)
+        finally:
+            subscription.close()
+
+    @strawberry.subscription(description="Every change to any of the caller's orders "
+                             "(staff: every order).")
+    async def my_orders(self, info: Info) -> AsyncGenerator[OrderEvent, None]:
+        actor = info.context.actor
+        if actor is None:
+            raise ApiError("UNAUTHENTICATED", "Sign in to follow your orders")
+        key = "all" if actor.is_staff else f"customer:{actor.id}"
+        subscription = info.context.services.broker.subscribe(key)
+        try:
+            async for change in subscription:
+                yield _event(change)
+        finally:
+            subscription.close()
