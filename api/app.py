@@ -33,7 +33,7 @@ GRAPHIQL_TOKEN_TTL = dt.timedelta(hours=12)
 
 def build_app(settings: Settings) -> Starlette:
     services = Services.create(settings)
-    schema = build_schema(introspection=settings.is_dev)
+    schema = build_schema(introspection=settings.is_dev, expose_internal=settings.is_dev)
     metrics = Metrics(services)
     websocket_app = WebSocketGraphQL(schema, services)
 
@@ -57,12 +57,15 @@ def build_app(settings: Settings) -> Starlette:
 
     async def readyz(request: Request) -> Response:
         problems = []
-        for name, engine in (("write", services.write_engine), ("read", services.read_engine)):
-            try:
-                async with engine.connect() as conn:
-                    await conn.execute(sa.text("SELECT 1"))
-            except Exception as error:  # report any failure as not ready
-                problems.append(f"{name} database: {type(error).__name__}")
+        try:
+            await services.runner.head_position()  # the write database, from a worker
+        except Exception as error:  # report any failure as not ready
+            problems.append(f"write database: {type(error).__name__}")
+        try:
+            async with services.read_engine.connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+        except Exception as error:
+            problems.append(f"read database: {type(error).__name__}")
         if not services.runner.running:
             problems.append("projection runner not running")
         if problems:

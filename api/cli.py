@@ -18,7 +18,6 @@ from api.auth import make_token
 from api.services import Services
 from api.settings import Settings
 from domain.commands import Role
-from projections.event_source import head_position
 
 app = typer.Typer(help="Shopfront: a GraphQL backend-for-frontend built as CQRS.",
                   no_args_is_help=True, add_completion=False)
@@ -96,7 +95,7 @@ def seed(
             task = progress.add_task("Seeding", total=total)
             await run_seed(services.bus, customers=customers, products=products, orders=orders,
                            report=lambda n: progress.advance(task, n), seed_value=random_seed)
-            head = await head_position(services.log_engine)
+            head = await services.runner.head_position()
             catch = progress.add_task("Projecting", total=head)
             while services.runner.position < head:
                 await services.runner.step()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Protocol, runtime_checkable
 
 from graphql import GraphQLError, GraphQLSyntaxError
+from strawberry.extensions import SchemaExtension
 
 log = logging.getLogger("shopfront.errors")
 
@@ -19,10 +21,6 @@ class ApiError(Exception):
         self.code = code
 
 
-def bad_input(message: str) -> ApiError:
-    return ApiError("BAD_USER_INPUT", message)
-
-
 def error_code(error: GraphQLError) -> str:
     code = (error.extensions or {}).get("code")
     if isinstance(code, str):
@@ -32,28 +30,52 @@ def error_code(error: GraphQLError) -> str:
         return original.code
     if isinstance(error, GraphQLSyntaxError):
         return "GRAPHQL_PARSE_FAILED"
-    if original is None:
-        # No path: raised before execution (validation or variable coercion).
-        if error.message.startswith("Variable '$"):
-            return "BAD_USER_INPUT"
+    if error.message.startswith("Variable '$"):
+        return "BAD_USER_INPUT"  # variable coercion, before execution
+    if original is None or isinstance(original, GraphQLError):
+        # Raised by graphql-core itself: validation (no path) or a bad input literal.
         return "GRAPHQL_VALIDATION_FAILED" if error.path is None else "BAD_USER_INPUT"
     return "INTERNAL_SERVER_ERROR"
 
 
-def format_error(error: GraphQLError, *, expose_internal: bool) -> dict[str, Any]:
-    formatted: dict[str, Any] = dict(error.formatted)
+def with_code(error: GraphQLError, *, expose_internal: bool) -> GraphQLError:
+    """The same error with ``extensions.code``; unexpected ones logged and masked."""
     code = error_code(error)
-    extensions = {**(formatted.get("extensions") or {}), "code": code}
+    extensions: dict[str, Any] = {**(error.extensions or {}), "code": code}
+    message = error.message
     if code == "INTERNAL_SERVER_ERROR":
         request_id = uuid.uuid4().hex[:16]
-        log.error(
-            "internal error %s at %s", request_id, error.path, exc_info=error.original_error
-        )
+        log.error("internal error %s at %s: %s", request_id, error.path, error.message,
+                  exc_info=error.original_error)
         extensions["requestId"] = request_id
         if not expose_internal:
-            formatted["message"] = f"Internal server error (request id {request_id})"
-    formatted["extensions"] = extensions
-    return formatted
+            message = f"Internal server error (request id {request_id})"
+    return GraphQLError(
+        message, nodes=error.nodes, source=error.source, positions=error.positions,
+        path=error.path, original_error=None, extensions=extensions,
+    )
+
+
+@runtime_checkable
+class _HasErrors(Protocol):
+    errors: list[GraphQLError] | None
+
+
+class ErrorCodes(SchemaExtension):
+    """Gives every error of every result (HTTP and WebSocket) an ``extensions.code``."""
+
+    def __init__(self, *, expose_internal: bool) -> None:
+        self.expose_internal = expose_internal
+
+    def _process(self, result: object) -> None:
+        if isinstance(result, _HasErrors) and result.errors:
+            result.errors = [
+                with_code(error, expose_internal=self.expose_internal) for error in result.errors
+            ]
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        self._process(self.execution_context.result)
 
 
 def request_error(message: str, code: str = "BAD_REQUEST") -> dict[str, Any]:

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 import orjson
-from graphql import OperationType
+from strawberry.types.graphql import OperationType
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.exceptions import MissingQueryError
@@ -16,7 +16,7 @@ from strawberry.types.execution import PreExecutionError
 
 from api.auth import InvalidToken, actor_from_header
 from api.context import Context
-from api.errors import format_error, request_error
+from api.errors import request_error, with_code
 from api.services import Services
 
 log = logging.getLogger("shopfront.http")
@@ -165,7 +165,11 @@ async def graphql_http(request: Request, services: Services) -> Response:
     body: dict[str, Any] = {}
     if result.errors:
         expose = services.settings.is_dev
-        body["errors"] = [format_error(error, expose_internal=expose) for error in result.errors]
+        body["errors"] = [
+            (error if "code" in (error.extensions or {})
+             else with_code(error, expose_internal=expose)).formatted
+            for error in result.errors
+        ]
     is_request_error = isinstance(result, PreExecutionError) or (
         result.data is None and bool(result.errors)
         and all(error.path is None for error in result.errors)

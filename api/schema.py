@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import (
     DisableIntrospection,
     ParserCache,
@@ -10,6 +11,9 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
+
+from api.errors import ErrorCodes
 
 from api.mutations.catalog import CatalogMutations
 from api.mutations.customer import CustomerMutations
@@ -23,14 +27,22 @@ from api.types.product import Product
 Mutation = merge_types("Mutation", (CustomerMutations, CatalogMutations, OrderMutations))
 
 
-def build_schema(*, introspection: bool = True) -> strawberry.Schema:
+class ShopSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Expected errors are answers, not incidents: ErrorCodes logs the unexpected."""
+
+
+def build_schema(*, introspection: bool = True, expose_internal: bool = True) -> ShopSchema:
     extensions: list[SchemaExtension | type[SchemaExtension]] = [
+        ErrorCodes(expose_internal=expose_internal),
         ParserCache(maxsize=1024),
         ValidationCache(maxsize=1024),
     ]
     if not introspection:
         extensions.append(DisableIntrospection())
-    return strawberry.Schema(
+    return ShopSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
+from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.database import create_engine
+from api.database import create_engine, create_sync_engine
 from api.pubsub import OrderBroker
 from api.settings import Settings
 from domain.bus import CommandBus
@@ -17,20 +18,20 @@ from projections.runner import ProjectionRunner
 @dataclasses.dataclass
 class Services:
     settings: Settings
-    write_engine: AsyncEngine
-    log_engine: AsyncEngine
+    write_engine: Engine
+    log_engine: Engine
     read_engine: AsyncEngine
-    projector_engine: AsyncEngine
+    projector_engine: Engine
     bus: CommandBus
     runner: ProjectionRunner
     broker: OrderBroker
 
     @classmethod
     def create(cls, settings: Settings) -> Services:
-        write_engine = create_engine(settings.write_database_url, "write")
-        log_engine = create_engine(settings.write_database_url, "log")
+        write_engine = create_sync_engine(settings.write_database_url, "write")
+        log_engine = create_sync_engine(settings.write_database_url, "log")
         read_engine = create_engine(settings.read_database_url, "read")
-        projector_engine = create_engine(settings.read_database_url, "projector")
+        projector_engine = create_sync_engine(settings.read_database_url, "projector")
         broker = OrderBroker()
         runner = ProjectionRunner(
             log_engine,
@@ -51,6 +52,8 @@ class Services:
 
     async def close(self) -> None:
         await self.runner.stop()
-        for engine in (self.write_engine, self.log_engine, self.read_engine,
-                       self.projector_engine):
-            await engine.dispose()
+        self.runner.close()
+        self.bus.close()
+        await self.read_engine.dispose()
+        for engine in (self.write_engine, self.log_engine, self.projector_engine):
+            engine.dispose()

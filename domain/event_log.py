@@ -7,7 +7,7 @@ import datetime as dt
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from domain.events import Event
 from domain.write_tables import event_log_head, events
@@ -27,7 +27,7 @@ class Recorder:
         self.pending.append((stream_id, stream_version, event))
 
 
-async def append(conn: AsyncConnection, recorder: Recorder) -> int | None:
+def append(conn: Connection, recorder: Recorder) -> int | None:
     """Write the recorded events; return the position of the last one (None if none).
 
     Positions come from a single counter row updated in this transaction: the row lock
@@ -37,16 +37,16 @@ async def append(conn: AsyncConnection, recorder: Recorder) -> int | None:
     if not recorder.pending:
         return None
     count = len(recorder.pending)
-    await conn.execute(
+    conn.execute(
         sa.update(event_log_head)
         .where(event_log_head.c.id == 1)
         .values(position=event_log_head.c.position + count)
     )
     last = (
-        await conn.execute(sa.select(event_log_head.c.position).where(event_log_head.c.id == 1))
+        conn.execute(sa.select(event_log_head.c.position).where(event_log_head.c.id == 1))
     ).scalar_one()
     first = last - count + 1
-    await conn.execute(
+    conn.execute(
         events.insert(),
         [
             {

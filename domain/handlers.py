@@ -7,11 +7,11 @@ return the id of the entity they changed. They never commit.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from domain import commands as c
 from domain import events as e
@@ -26,30 +26,30 @@ from domain.order_handlers import (
 )
 from domain.write_tables import customers, products
 
-Handler = Callable[[AsyncConnection, Any, Recorder], Awaitable[str]]
+Handler = Callable[[Connection, Any, Recorder], str]
 
 
 def new_id() -> str:
     return str(uuid.uuid4())
 
 
-async def register_customer(
-    conn: AsyncConnection, cmd: c.RegisterCustomer, rec: Recorder
+def register_customer(
+    conn: Connection, cmd: c.RegisterCustomer, rec: Recorder
 ) -> str:
     email = model.normalize_email(cmd.email)
     name = model.clean_text("name", cmd.name)
-    taken = await conn.scalar(sa.select(customers.c.id).where(customers.c.email == email))
+    taken = conn.scalar(sa.select(customers.c.id).where(customers.c.email == email))
     if taken is not None:
         raise model.DomainError("EMAIL_TAKEN", "That email is already registered", "email")
     customer_id = new_id()
-    await conn.execute(
+    conn.execute(
         customers.insert().values(id=customer_id, email=email, name=name, created_at=rec.now)
     )
     rec.record(f"customer-{customer_id}", 1, e.CustomerRegistered(customer_id, email, name))
     return customer_id
 
 
-async def add_product(conn: AsyncConnection, cmd: c.AddProduct, rec: Recorder) -> str:
+def add_product(conn: Connection, cmd: c.AddProduct, rec: Recorder) -> str:
     model.require_staff(cmd.actor)
     sku = model.check_sku(cmd.sku)
     name = model.clean_text("name", cmd.name)
@@ -60,10 +60,10 @@ async def add_product(conn: AsyncConnection, cmd: c.AddProduct, rec: Recorder) -
     )
     price = model.check_price(cmd.price_cents)
     stock = model.check_stock(cmd.stock, "stock")
-    if await conn.scalar(sa.select(products.c.id).where(products.c.sku == sku)) is not None:
+    if conn.scalar(sa.select(products.c.id).where(products.c.sku == sku)) is not None:
         raise model.DomainError("SKU_TAKEN", f"A product with SKU {sku} exists already", "sku")
     product_id = new_id()
-    await conn.execute(
+    conn.execute(
         products.insert().values(
             id=product_id, sku=sku, name=name, description=description, price_cents=price,
             currency=model.CURRENCY, stock_on_hand=stock, stock_reserved=0, version=1,
@@ -77,9 +77,9 @@ async def add_product(conn: AsyncConnection, cmd: c.AddProduct, rec: Recorder) -
     return product_id
 
 
-async def _product_for_update(conn: AsyncConnection, sku: str) -> sa.Row[Any]:
+def _product_for_update(conn: Connection, sku: str) -> sa.Row[Any]:
     row = (
-        await conn.execute(
+        conn.execute(
             sa.select(products.c.id, products.c.version, products.c.price_cents)
             .where(products.c.sku == sku)
             .with_for_update()
@@ -90,11 +90,11 @@ async def _product_for_update(conn: AsyncConnection, sku: str) -> sa.Row[Any]:
     return row
 
 
-async def restock_product(conn: AsyncConnection, cmd: c.RestockProduct, rec: Recorder) -> str:
+def restock_product(conn: Connection, cmd: c.RestockProduct, rec: Recorder) -> str:
     model.require_staff(cmd.actor)
     quantity = model.check_stock(cmd.quantity, "quantity", minimum=1)
-    product = await _product_for_update(conn, model.check_sku(cmd.sku))
-    await conn.execute(
+    product = _product_for_update(conn, model.check_sku(cmd.sku))
+    conn.execute(
         products.update()
         .where(products.c.id == product.id)
         .values(
@@ -110,15 +110,15 @@ async def restock_product(conn: AsyncConnection, cmd: c.RestockProduct, rec: Rec
     return str(product.id)
 
 
-async def change_product_price(
-    conn: AsyncConnection, cmd: c.ChangeProductPrice, rec: Recorder
+def change_product_price(
+    conn: Connection, cmd: c.ChangeProductPrice, rec: Recorder
 ) -> str:
     model.require_staff(cmd.actor)
     price = model.check_price(cmd.price_cents)
-    product = await _product_for_update(conn, model.check_sku(cmd.sku))
+    product = _product_for_update(conn, model.check_sku(cmd.sku))
     if product.price_cents == price:
         return str(product.id)  # nothing changed, nothing to record
-    await conn.execute(
+    conn.execute(
         products.update()
         .where(products.c.id == product.id)
         .values(price_cents=price, version=products.c.version + 1, updated_at=rec.now)

@@ -64,7 +64,7 @@ def can_see_order(actor: Actor | None, customer_id: str) -> bool:
 
 def normalize_email(email: str) -> str:
     email = email.strip().lower()
-    if len(email) > MAX_TEXT or not EMAIL_PATTERN.match(email):
+    if len(email) > MAX_TEXT or not EMAIL_PATTERN.fullmatch(email):
         raise invalid("email", "Enter a valid email address")
     return email
 
@@ -79,7 +79,7 @@ def clean_text(field: str, value: str, *, max_length: int = MAX_TEXT) -> str:
 
 
 def check_sku(sku: str, field: str = "sku") -> str:
-    if not SKU_PATTERN.match(sku):
+    if not SKU_PATTERN.fullmatch(sku):
         raise invalid(field, "A SKU is 1-64 letters, digits, '.', '_' or '-'")
     return sku
 

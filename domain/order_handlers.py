@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from domain import commands as c
 from domain import events as e
@@ -27,11 +27,11 @@ def _request_hash(lines: list[c.LineRequest]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-async def _replay_idempotent(
-    conn: AsyncConnection, customer_id: str, key: str, request_hash: str, rec: Recorder
+def _replay_idempotent(
+    conn: Connection, customer_id: str, key: str, request_hash: str, rec: Recorder
 ) -> str | None:
     row = (
-        await conn.execute(
+        conn.execute(
             sa.select(orders.c.id, orders.c.request_hash).where(
                 orders.c.customer_id == customer_id, orders.c.idempotency_key == key
             )
@@ -45,13 +45,13 @@ async def _replay_idempotent(
             "This idempotency key was used for a different order",
             "idempotencyKey",
         )
-    rec.replayed_position = await conn.scalar(
+    rec.replayed_position = conn.scalar(
         sa.select(sa.func.max(events.c.position)).where(events.c.stream_id == f"order-{row.id}")
     )
     return str(row.id)
 
 
-async def place_order(conn: AsyncConnection, cmd: c.PlaceOrder, rec: Recorder) -> str:
+def place_order(conn: Connection, cmd: c.PlaceOrder, rec: Recorder) -> str:
     actor = model.require_customer(cmd.actor)
     lines = model.merge_lines(cmd.lines)
     key = cmd.idempotency_key
@@ -59,12 +59,12 @@ async def place_order(conn: AsyncConnection, cmd: c.PlaceOrder, rec: Recorder) -
     if key is not None:
         if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
             raise model.invalid("idempotencyKey", "An idempotency key is 1-200 characters")
-        existing = await _replay_idempotent(conn, actor.id, key, request_hash, rec)
+        existing = _replay_idempotent(conn, actor.id, key, request_hash, rec)
         if existing is not None:
             return existing
     found = {
         row.sku: row
-        for row in await conn.execute(
+        for row in conn.execute(
             sa.select(
                 products.c.id, products.c.sku, products.c.name, products.c.price_cents,
                 products.c.stock_on_hand, products.c.stock_reserved,
@@ -87,7 +87,7 @@ async def place_order(conn: AsyncConnection, cmd: c.PlaceOrder, rec: Recorder) -
     )
     total, items = model.order_total((p.quantity, p.unit_price_cents) for p in priced)
     for p in priced:
-        reserved = await conn.execute(
+        reserved = conn.execute(
             products.update()
             .where(
                 products.c.id == p.product_id,
@@ -97,7 +97,7 @@ async def place_order(conn: AsyncConnection, cmd: c.PlaceOrder, rec: Recorder) -
         )
         if reserved.rowcount != 1:  # a concurrent writer got there first
             model.check_available(p.sku, p.quantity, model.StockLevel(0, 0))
-    await conn.execute(
+    conn.execute(
         orders.insert().values(
             id=order_id, customer_id=actor.id, status=model.OrderStatus.PLACED.value,
             currency=model.CURRENCY, total_cents=total, item_count=items, version=1,
@@ -105,7 +105,7 @@ async def place_order(conn: AsyncConnection, cmd: c.PlaceOrder, rec: Recorder) -
             updated_at=rec.now,
         )
     )
-    await conn.execute(
+    conn.execute(
         order_lines.insert(),
         [
             {
@@ -123,9 +123,9 @@ async def place_order(conn: AsyncConnection, cmd: c.PlaceOrder, rec: Recorder) -
     return order_id
 
 
-async def _load_order(conn: AsyncConnection, order_id: str) -> sa.Row[Any]:
+def _load_order(conn: Connection, order_id: str) -> sa.Row[Any]:
     row = (
-        await conn.execute(
+        conn.execute(
             sa.select(orders.c.id, orders.c.customer_id, orders.c.status, orders.c.version,
                       orders.c.total_cents)
             .where(orders.c.id == order_id)
@@ -136,14 +136,14 @@ async def _load_order(conn: AsyncConnection, order_id: str) -> sa.Row[Any]:
     return row
 
 
-async def _transition(
-    conn: AsyncConnection, action: str, cmd: c.Command, order_id: str, rec: Recorder
+def _transition(
+    conn: Connection, action: str, cmd: c.Command, order_id: str, rec: Recorder
 ) -> tuple[sa.Row[Any], int]:
     """Authorize and move the order to its next status; return the row and new version."""
-    order = await _load_order(conn, order_id)
+    order = _load_order(conn, order_id)
     model.authorize_order_action(action, cmd.actor, order.customer_id)
     status = model.transition(action, model.OrderStatus(order.status))
-    updated = await conn.execute(
+    updated = conn.execute(
         orders.update()
         .where(orders.c.id == order.id, orders.c.version == order.version)
         .values(status=status.value, version=order.version + 1, updated_at=rec.now)
@@ -153,8 +153,8 @@ async def _transition(
     return order, order.version + 1
 
 
-async def _lines(conn: AsyncConnection, order_id: str) -> tuple[e.OrderLineData, ...]:
-    rows = await conn.execute(
+def _lines(conn: Connection, order_id: str) -> tuple[e.OrderLineData, ...]:
+    rows = conn.execute(
         sa.select(order_lines).where(order_lines.c.order_id == order_id)
         .order_by(order_lines.c.line_no)
     )
@@ -164,14 +164,14 @@ async def _lines(conn: AsyncConnection, order_id: str) -> tuple[e.OrderLineData,
     )
 
 
-async def pay_order(conn: AsyncConnection, cmd: c.PayOrder, rec: Recorder) -> str:
-    order, version = await _transition(conn, "pay", cmd, cmd.order_id, rec)
-    await conn.execute(
+def pay_order(conn: Connection, cmd: c.PayOrder, rec: Recorder) -> str:
+    order, version = _transition(conn, "pay", cmd, cmd.order_id, rec)
+    conn.execute(
         payments.insert().values(
             order_id=order.id, status="PAID", amount_cents=order.total_cents, paid_at=rec.now
         )
     )
-    lines = await _lines(conn, order.id)
+    lines = _lines(conn, order.id)
     rec.record(
         f"order-{order.id}", version,
         e.OrderPaid(order.id, order.customer_id, order.total_cents, lines),
@@ -179,12 +179,12 @@ async def pay_order(conn: AsyncConnection, cmd: c.PayOrder, rec: Recorder) -> st
     return str(order.id)
 
 
-async def cancel_order(conn: AsyncConnection, cmd: c.CancelOrder, rec: Recorder) -> str:
+def cancel_order(conn: Connection, cmd: c.CancelOrder, rec: Recorder) -> str:
     reason = model.clean_text("reason", cmd.reason) if cmd.reason and cmd.reason.strip() else None
-    order, version = await _transition(conn, "cancel", cmd, cmd.order_id, rec)
-    lines = await _lines(conn, order.id)
+    order, version = _transition(conn, "cancel", cmd, cmd.order_id, rec)
+    lines = _lines(conn, order.id)
     for line in lines:
-        await conn.execute(
+        conn.execute(
             products.update()
             .where(products.c.id == line.product_id)
             .values(stock_reserved=products.c.stock_reserved - line.quantity)
@@ -192,7 +192,7 @@ async def cancel_order(conn: AsyncConnection, cmd: c.CancelOrder, rec: Recorder)
     refunded = 0
     if order.status == model.OrderStatus.PAID.value:
         refunded = order.total_cents
-        await conn.execute(
+        conn.execute(
             payments.update()
             .where(payments.c.order_id == order.id)
             .values(status="REFUNDED", refunded_at=rec.now)
@@ -207,12 +207,12 @@ async def cancel_order(conn: AsyncConnection, cmd: c.CancelOrder, rec: Recorder)
     return str(order.id)
 
 
-async def ship_order(conn: AsyncConnection, cmd: c.ShipOrder, rec: Recorder) -> str:
+def ship_order(conn: Connection, cmd: c.ShipOrder, rec: Recorder) -> str:
     carrier = model.clean_text("carrier", cmd.carrier)
     tracking = model.clean_text("trackingNumber", cmd.tracking_number)
-    order, version = await _transition(conn, "ship", cmd, cmd.order_id, rec)
-    for line in await _lines(conn, order.id):
-        await conn.execute(
+    order, version = _transition(conn, "ship", cmd, cmd.order_id, rec)
+    for line in _lines(conn, order.id):
+        conn.execute(
             products.update()
             .where(products.c.id == line.product_id)
             .values(
@@ -220,7 +220,7 @@ async def ship_order(conn: AsyncConnection, cmd: c.ShipOrder, rec: Recorder) -> 
                 stock_reserved=products.c.stock_reserved - line.quantity,
             )
         )
-    await conn.execute(
+    conn.execute(
         shipments.insert().values(
             order_id=order.id, carrier=carrier, tracking_number=tracking, status="SHIPPED",
             shipped_at=rec.now,
@@ -233,9 +233,9 @@ async def ship_order(conn: AsyncConnection, cmd: c.ShipOrder, rec: Recorder) -> 
     return str(order.id)
 
 
-async def deliver_order(conn: AsyncConnection, cmd: c.DeliverOrder, rec: Recorder) -> str:
-    order, version = await _transition(conn, "deliver", cmd, cmd.order_id, rec)
-    await conn.execute(
+def deliver_order(conn: Connection, cmd: c.DeliverOrder, rec: Recorder) -> str:
+    order, version = _transition(conn, "deliver", cmd, cmd.order_id, rec)
+    conn.execute(
         shipments.update()
         .where(shipments.c.order_id == order.id)
         .values(status="DELIVERED", delivered_at=rec.now)

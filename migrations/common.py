@@ -1,35 +1,11 @@
-"""Shared Alembic environment: async engines, run for the write or the read database."""
+"""Shared Alembic environment, run for the write or the read database."""
 
 from __future__ import annotations
 
-import asyncio
-
 import sqlalchemy as sa
 from alembic import context
-from sqlalchemy.engine import Connection
 
-from api.database import create_engine
-
-
-def _run_sync(connection: Connection, metadata: sa.MetaData) -> None:
-    context.configure(
-        connection=connection,
-        target_metadata=metadata,
-        render_as_batch=connection.dialect.name == "sqlite",
-        compare_type=True,
-    )
-    with context.begin_transaction():
-        context.run_migrations()
-
-
-async def _run_async(url: str, metadata: sa.MetaData) -> None:
-    engine = create_engine(url, "log")
-    try:
-        async with engine.connect() as connection:
-            await connection.run_sync(_run_sync, metadata)
-            await connection.commit()
-    finally:
-        await engine.dispose()
+from api.database import create_sync_engine
 
 
 def run(metadata: sa.MetaData) -> None:
@@ -41,4 +17,17 @@ def run(metadata: sa.MetaData) -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    asyncio.run(_run_async(url, metadata))
+    engine = create_sync_engine(url, "log")
+    try:
+        with engine.connect() as connection:
+            context.configure(
+                connection=connection,
+                target_metadata=metadata,
+                render_as_batch=connection.dialect.name == "sqlite",
+                compare_type=True,
+            )
+            with context.begin_transaction():
+                context.run_migrations()
+            connection.commit()
+    finally:
+        engine.dispose()

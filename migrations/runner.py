@@ -18,6 +18,6 @@ def config(which: str, url: str) -> Config:
 
 
 def upgrade(write_url: str, read_url: str, revision: str = "head") -> None:
-    """Blocking: call from sync code or a worker thread (Alembic runs its own loop)."""
+    """Blocking: call from sync code or a worker thread."""
     command.upgrade(config("write", write_url), revision)
     command.upgrade(config("read", read_url), revision)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from domain.events import Event
 
@@ -42,32 +42,11 @@ class Projector(Protocol):
     name: str
     tables: tuple[sa.Table, ...]
 
-    async def apply(
-        self, conn: AsyncConnection, events: Sequence[StoredEvent[Event]]
+    def apply(
+        self, conn: Connection, events: Sequence[StoredEvent[Event]]
     ) -> Sequence[OrderChange]:
         """Apply events in order inside the caller's transaction."""
         ...
-
-
-EventHandler = Callable[[AsyncConnection, Any], Awaitable[None]]
-
-
-@dataclasses.dataclass(frozen=True)
-class HandlerProjector:
-    """A projector that dispatches each event by type to one small function."""
-
-    name: str
-    tables: tuple[sa.Table, ...]
-    handlers: Mapping[str, EventHandler]
-
-    async def apply(
-        self, conn: AsyncConnection, events: Sequence[StoredEvent[Event]]
-    ) -> Sequence[OrderChange]:
-        for event in events:
-            handler = self.handlers.get(event.type)
-            if handler is not None:
-                await handler(conn, event)
-        return ()
 
 
 def as_utc(value: dt.datetime) -> dt.datetime:

@@ -1,68 +1,83 @@
-"""Catalog screen: products with price and the stock a customer can still order."""
+"""Catalog screen: products with price and the stock a customer can still order.
+
+A batch is folded in memory first (new products, last price, net stock change per
+product), then written with one statement per kind of change.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from domain import events as e
-from projections.base import HandlerProjector, StoredEvent
+from domain.events import Event
+from projections.base import OrderChange, StoredEvent
 from projections.read_tables import catalog_products as t
 
-
-async def _added(conn: AsyncConnection, ev: StoredEvent[e.ProductAdded]) -> None:
-    d = ev.data
-    await conn.execute(
-        t.insert().values(
-            product_id=d.product_id, sku=d.sku, name=d.name, description=d.description,
-            price_cents=d.price_cents, currency=d.currency, stock_available=d.stock,
-            updated_at=ev.occurred_at,
-        )
+_UPDATE = (
+    t.update()
+    .where(t.c.product_id == sa.bindparam("pid"))
+    .values(
+        stock_available=t.c.stock_available + sa.bindparam("stock_delta"),
+        price_cents=sa.func.coalesce(sa.bindparam("new_price", type_=sa.Integer),
+                                     t.c.price_cents),
+        updated_at=sa.func.coalesce(sa.bindparam("changed_at", type_=t.c.updated_at.type),
+                                    t.c.updated_at),
     )
-
-
-async def _change(conn: AsyncConnection, ev: StoredEvent[Any], **values: Any) -> None:
-    await conn.execute(
-        t.update().where(t.c.product_id == ev.data.product_id)
-        .values(updated_at=ev.occurred_at, **values)
-    )
-
-
-async def _restocked(conn: AsyncConnection, ev: StoredEvent[e.ProductRestocked]) -> None:
-    await _change(conn, ev, stock_available=t.c.stock_available + ev.data.quantity)
-
-
-async def _repriced(conn: AsyncConnection, ev: StoredEvent[e.ProductPriceChanged]) -> None:
-    await _change(conn, ev, price_cents=ev.data.price_cents)
-
-
-async def _move_stock(
-    conn: AsyncConnection, lines: tuple[e.OrderLineData, ...], sign: int
-) -> None:
-    for line in lines:
-        await conn.execute(
-            t.update().where(t.c.product_id == line.product_id)
-            .values(stock_available=t.c.stock_available + sign * line.quantity)
-        )
-
-
-async def _placed(conn: AsyncConnection, ev: StoredEvent[e.OrderPlaced]) -> None:
-    await _move_stock(conn, ev.data.lines, -1)
-
-
-async def _cancelled(conn: AsyncConnection, ev: StoredEvent[e.OrderCancelled]) -> None:
-    await _move_stock(conn, ev.data.lines, +1)
-
-
-projector = HandlerProjector(
-    name="catalog",
-    tables=(t,),
-    handlers={
-        "ProductAdded": _added,
-        "ProductRestocked": _restocked,
-        "ProductPriceChanged": _repriced,
-        "OrderPlaced": _placed,
-        "OrderCancelled": _cancelled,
-    },
 )
+
+
+@dataclasses.dataclass
+class _Change:
+    stock_delta: int = 0
+    new_price: int | None = None
+    changed_at: Any = None
+
+
+class CatalogProjector:
+    name = "catalog"
+    tables = (t,)
+
+    def apply(self, conn: Connection, events: Sequence[StoredEvent[Event]]) -> Sequence[OrderChange]:
+        added: list[dict[str, Any]] = []
+        changes: dict[str, _Change] = {}
+
+        def change(product_id: str) -> _Change:
+            return changes.setdefault(product_id, _Change())
+
+        for ev in events:
+            data = ev.data
+            if isinstance(data, e.ProductAdded):
+                added.append({
+                    "product_id": data.product_id, "sku": data.sku, "name": data.name,
+                    "description": data.description, "price_cents": data.price_cents,
+                    "currency": data.currency, "stock_available": data.stock,
+                    "updated_at": ev.occurred_at,
+                })
+            elif isinstance(data, e.ProductRestocked):
+                c = change(data.product_id)
+                c.stock_delta += data.quantity
+                c.changed_at = ev.occurred_at
+            elif isinstance(data, e.ProductPriceChanged):
+                c = change(data.product_id)
+                c.new_price, c.changed_at = data.price_cents, ev.occurred_at
+            elif isinstance(data, e.OrderPlaced | e.OrderCancelled):
+                sign = -1 if isinstance(data, e.OrderPlaced) else 1
+                for line in data.lines:
+                    change(line.product_id).stock_delta += sign * line.quantity
+        if added:
+            conn.execute(t.insert(), added)
+        if changes:
+            conn.execute(_UPDATE, [
+                {"pid": pid, "stock_delta": c.stock_delta, "new_price": c.new_price,
+                 "changed_at": c.changed_at}
+                for pid, c in changes.items()
+            ])
+        return ()
+
+
+projector = CatalogProjector()

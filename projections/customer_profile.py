@@ -1,53 +1,62 @@
-"""Customer profile screen: who the customer is, how many orders, lifetime spend."""
+"""Customer profile screen: who the customer is, how many orders, lifetime spend.
+
+Lifetime spend counts paid orders and takes back refunds of cancelled paid orders.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from domain import events as e
-from projections.base import HandlerProjector, StoredEvent
+from domain.events import Event
+from projections.base import OrderChange, StoredEvent
 from projections.read_tables import customer_profiles as t
 
-
-async def _registered(conn: AsyncConnection, ev: StoredEvent[e.CustomerRegistered]) -> None:
-    d = ev.data
-    await conn.execute(
-        t.insert().values(
-            customer_id=d.customer_id, email=d.email, name=d.name, order_count=0,
-            lifetime_spend_cents=0, registered_at=ev.occurred_at,
-        )
+_UPDATE = (
+    t.update()
+    .where(t.c.customer_id == sa.bindparam("cid"))
+    .values(
+        order_count=t.c.order_count + sa.bindparam("orders"),
+        lifetime_spend_cents=t.c.lifetime_spend_cents + sa.bindparam("spend"),
     )
-
-
-async def _bump(conn: AsyncConnection, customer_id: str, **deltas: Any) -> None:
-    await conn.execute(
-        t.update().where(t.c.customer_id == customer_id)
-        .values({name: t.c[name] + delta for name, delta in deltas.items()})
-    )
-
-
-async def _placed(conn: AsyncConnection, ev: StoredEvent[e.OrderPlaced]) -> None:
-    await _bump(conn, ev.data.customer_id, order_count=1)
-
-
-async def _paid(conn: AsyncConnection, ev: StoredEvent[e.OrderPaid]) -> None:
-    await _bump(conn, ev.data.customer_id, lifetime_spend_cents=ev.data.amount_cents)
-
-
-async def _cancelled(conn: AsyncConnection, ev: StoredEvent[e.OrderCancelled]) -> None:
-    if ev.data.refunded_cents:
-        await _bump(conn, ev.data.customer_id, lifetime_spend_cents=-ev.data.refunded_cents)
-
-
-projector = HandlerProjector(
-    name="customer_profile",
-    tables=(t,),
-    handlers={
-        "CustomerRegistered": _registered,
-        "OrderPlaced": _placed,
-        "OrderPaid": _paid,
-        "OrderCancelled": _cancelled,
-    },
 )
+
+
+class CustomerProfileProjector:
+    name = "customer_profile"
+    tables = (t,)
+
+    def apply(self, conn: Connection, events: Sequence[StoredEvent[Event]]) -> Sequence[OrderChange]:
+        registered: list[dict[str, Any]] = []
+        orders: Counter[str] = Counter()
+        spend: Counter[str] = Counter()
+        for ev in events:
+            data = ev.data
+            if isinstance(data, e.CustomerRegistered):
+                registered.append({
+                    "customer_id": data.customer_id, "email": data.email, "name": data.name,
+                    "order_count": 0, "lifetime_spend_cents": 0,
+                    "registered_at": ev.occurred_at,
+                })
+            elif isinstance(data, e.OrderPlaced):
+                orders[data.customer_id] += 1
+            elif isinstance(data, e.OrderPaid):
+                spend[data.customer_id] += data.amount_cents
+            elif isinstance(data, e.OrderCancelled):
+                spend[data.customer_id] -= data.refunded_cents
+        if registered:
+            conn.execute(t.insert(), registered)
+        touched = set(orders) | set(spend)
+        if touched:
+            conn.execute(_UPDATE, [
+                {"cid": cid, "orders": orders[cid], "spend": spend[cid]} for cid in touched
+            ])
+        return ()
+
+
+projector = CustomerProfileProjector()

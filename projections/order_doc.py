@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from domain import events as e
 from domain.events import ORDER_EVENT_TYPES, Event
@@ -106,8 +106,8 @@ class OrderDocProjector:
     def tables(self) -> tuple[sa.Table, ...]:
         return (self.table,)
 
-    async def apply(
-        self, conn: AsyncConnection, events: Sequence[StoredEvent[Event]]
+    def apply(
+        self, conn: Connection, events: Sequence[StoredEvent[Event]]
     ) -> Sequence[OrderChange]:
         order_events = [ev for ev in events if ev.type in ORDER_EVENT_TYPES]
         if not order_events:
@@ -116,7 +116,7 @@ class OrderDocProjector:
         ids = {ev.data.order_id for ev in order_events}  # type: ignore[attr-defined]
         stored: dict[str, Doc] = {
             row.order_id: orjson.loads(row.doc)
-            for row in await conn.execute(sa.select(key, self.table.c.doc).where(key.in_(ids)))
+            for row in conn.execute(sa.select(key, self.table.c.doc).where(key.in_(ids)))
         }
         docs: dict[str, Doc | None] = {order_id: stored.get(order_id) for order_id in ids}
         changes: list[OrderChange] = []
@@ -141,9 +141,9 @@ class OrderDocProjector:
             row = self.row_of(doc)
             if row is None:
                 if order_id in stored:
-                    await conn.execute(sa.delete(self.table).where(key == order_id))
+                    conn.execute(sa.delete(self.table).where(key == order_id))
             elif order_id in stored:
-                await conn.execute(sa.update(self.table).where(key == order_id).values(row))
+                conn.execute(sa.update(self.table).where(key == order_id).values(row))
             else:
-                await conn.execute(sa.insert(self.table).values(order_id=order_id, **row))
+                conn.execute(sa.insert(self.table).values(order_id=order_id, **row))
         return changes

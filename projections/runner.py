@@ -2,6 +2,7 @@
 same read-database transaction as the rows it produced: no event is skipped or applied twice.
 
 Woken at once by commits in this process (``notify``); polls slowly for other processes.
+The database work runs on one worker thread; positions change only on the event loop.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import ParamSpec, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Engine
 
 from projections.base import OrderChange, Projector
 from projections.event_source import head_position, occurred_at, read_events
@@ -23,6 +26,8 @@ from projections.read_tables import projection_checkpoints as checkpoints
 
 log = logging.getLogger("shopfront.projections")
 Publish = Callable[[Sequence[OrderChange]], Awaitable[None]]
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class CheckpointMoved(Exception):
@@ -39,11 +44,21 @@ class ProjectionState:
     state: str
 
 
+@dataclasses.dataclass(slots=True)
+class StepOutcome:
+    positions: dict[str, int]
+    errors: dict[str, str | None]
+    changes: list[OrderChange]
+    advanced: int = 0
+    head: int = 0
+    checkpoints_moved: bool = False
+
+
 class ProjectionRunner:
     def __init__(
         self,
-        log_engine: AsyncEngine,
-        read_engine: AsyncEngine,
+        log_engine: Engine,
+        read_engine: Engine,
         projectors: Mapping[str, Projector],
         *,
         batch_size: int = 500,
@@ -62,22 +77,30 @@ class ProjectionRunner:
         self._wake = asyncio.Event()
         self._advanced = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="shopfront-projector")
+
+    async def _in_thread(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
 
     # -- life cycle ---------------------------------------------------------------------
     async def load_checkpoints(self) -> None:
-        async with self.read_engine.begin() as conn:
-            stored = dict(
-                (await conn.execute(sa.select(checkpoints.c.name, checkpoints.c.position))).all()
-            )
+        self.positions, head = await self._in_thread(self._load_checkpoints)
+        self.head = max(self.head, head)
+
+    def _load_checkpoints(self) -> tuple[dict[str, int], int]:
+        with self.read_engine.begin() as conn:
+            stored = dict(conn.execute(sa.select(checkpoints.c.name, checkpoints.c.position)).all())
             missing = [name for name in self.projectors if name not in stored]
             if missing:
                 now = dt.datetime.now(dt.UTC)
-                await conn.execute(
+                conn.execute(
                     checkpoints.insert(),
                     [{"name": n, "position": 0, "updated_at": now} for n in missing],
                 )
-        self.positions = {name: int(stored.get(name, 0)) for name in self.projectors}
-        self.head = max(self.head, await head_position(self.log_engine))
+        with self.log_engine.connect() as conn:
+            head = head_position(conn)
+        return {name: int(stored.get(name, 0)) for name in self.projectors}, head
 
     async def start(self) -> None:
         await self.load_checkpoints()
@@ -89,6 +112,9 @@ class ProjectionRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
 
     @property
     def running(self) -> bool:
@@ -119,21 +145,39 @@ class ProjectionRunner:
     async def step(self) -> int:
         """Apply the next batch to every projector behind; return how many events moved
         some projector forward."""
-        floor = min(self.positions.values(), default=0)
-        batch = await read_events(self.log_engine, floor, self.batch_size)
+        outcome = await self._in_thread(self._step, dict(self.positions))
+        if outcome.checkpoints_moved:
+            await self.load_checkpoints()
+            return 1
+        self.head = max(self.head, outcome.head)
+        self.positions.update(outcome.positions)
+        for name, error in outcome.errors.items():
+            if error is None:
+                self.errors.pop(name, None)
+            else:
+                self.errors[name] = error
+        if outcome.changes and self.publish is not None:
+            await self.publish(outcome.changes)
+        async with self._advanced:
+            self._advanced.notify_all()
+        return outcome.advanced
+
+    def _step(self, positions: dict[str, int]) -> StepOutcome:
+        outcome = StepOutcome(positions={}, errors={}, changes=[])
+        with self.log_engine.connect() as conn:
+            batch = read_events(conn, min(positions.values(), default=0), self.batch_size)
         if not batch:
-            return 0
-        self.head = max(self.head, batch[-1].position)
-        advanced = 0
+            return outcome
+        outcome.head = batch[-1].position
         for name, projector in self.projectors.items():
-            position = self.positions[name]
+            position = positions[name]
             todo = [event for event in batch if event.position > position]
             if not todo:
                 continue
             try:
-                async with self.read_engine.begin() as conn:
-                    changes = await projector.apply(conn, todo)
-                    moved = await conn.execute(
+                with self.read_engine.begin() as conn:
+                    changes = projector.apply(conn, todo)
+                    moved = conn.execute(
                         checkpoints.update()
                         .where(checkpoints.c.name == name, checkpoints.c.position == position)
                         .values(position=todo[-1].position, updated_at=dt.datetime.now(dt.UTC))
@@ -141,37 +185,42 @@ class ProjectionRunner:
                     if moved.rowcount != 1:
                         raise CheckpointMoved(name)
             except CheckpointMoved:
-                await self.load_checkpoints()
-                return 1
+                outcome.checkpoints_moved = True
+                return outcome
             except Exception as error:
-                self.errors[name] = f"{type(error).__name__}: {error}"
+                outcome.errors[name] = f"{type(error).__name__}: {error}"
                 log.exception("projector %s failed after position %d", name, position)
                 continue
-            self.errors.pop(name, None)
-            self.positions[name] = todo[-1].position
-            advanced = max(advanced, len(todo))
-            if changes and self.publish is not None:
-                await self.publish(changes)
-        async with self._advanced:
-            self._advanced.notify_all()
-        return advanced
+            outcome.errors[name] = None
+            outcome.positions[name] = todo[-1].position
+            outcome.changes.extend(changes)
+            outcome.advanced = max(outcome.advanced, len(todo))
+        return outcome
 
     async def catch_up(self, timeout: float | None = None) -> None:
         """Run until every projector has reached the head of the log (CLI, tests)."""
         if not self.positions:
             await self.load_checkpoints()
         deadline = None if timeout is None else time.monotonic() + timeout
-        while min(self.positions.values()) < await head_position(self.log_engine):
+        while self.position < await self.head_position():
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError("projections did not catch up")
             if not await self.step():
                 await asyncio.sleep(0.05)
 
+    async def head_position(self) -> int:
+        def read() -> int:
+            with self.log_engine.connect() as conn:
+                return head_position(conn)
+
+        self.head = max(self.head, await self._in_thread(read))
+        return self.head
+
     async def wait_for(self, position: int, timeout: float) -> bool:
         """Wait until every projector has applied ``position``; False on timeout."""
 
         def reached() -> bool:
-            return min(self.positions.values(), default=0) >= position
+            return self.position >= position
 
         if reached():
             return True
@@ -185,33 +234,47 @@ class ProjectionRunner:
 
     @property
     def position(self) -> int:
+        """The position every projector has reached."""
         return min(self.positions.values(), default=0)
 
     # -- operations -------------------------------------------------------------------------
     async def rebuild(self, name: str) -> None:
         """Empty a projector's tables and rewind it to 0; the loop (or ``catch_up``) replays."""
         projector = self.projectors[name]
-        async with self.read_engine.begin() as conn:
-            for table in projector.tables:
-                await conn.execute(table.delete())
-            await conn.execute(
-                checkpoints.update().where(checkpoints.c.name == name)
-                .values(position=0, updated_at=dt.datetime.now(dt.UTC))
-            )
+
+        def rewind() -> None:
+            with self.read_engine.begin() as conn:
+                for table in projector.tables:
+                    conn.execute(table.delete())
+                conn.execute(
+                    checkpoints.update().where(checkpoints.c.name == name)
+                    .values(position=0, updated_at=dt.datetime.now(dt.UTC))
+                )
+
+        await self._in_thread(rewind)
         self.positions[name] = 0
         self.errors.pop(name, None)
         self._wake.set()
 
     async def status(self) -> list[ProjectionState]:
-        head = self.head = max(self.head, await head_position(self.log_engine))
+        head = await self.head_position()
+        running = self.running
+
+        def lag_ms(position: int) -> float | None:
+            if position >= head:
+                return 0.0
+            with self.log_engine.connect() as conn:
+                since = occurred_at(conn, position + 1)
+            return None if since is None else max(time.time() - since, 0) * 1000
+
         states = []
         for name in self.projectors:
             position = self.positions.get(name, 0)
-            lag = max(head - position, 0)
-            lag_ms: float | None = 0.0
-            if lag:
-                since = await occurred_at(self.log_engine, position + 1)
-                lag_ms = None if since is None else max(time.time() - since, 0) * 1000
-            state = "error" if name in self.errors else "running" if self.running else "stopped"
-            states.append(ProjectionState(name, position, head, lag, lag_ms, state))
+            state = "error" if name in self.errors else "running" if running else "stopped"
+            states.append(
+                ProjectionState(
+                    name, position, head, max(head - position, 0),
+                    await self._in_thread(lag_ms, position), state,
+                )
+            )
         return states

@@ -1,81 +1,100 @@
 """Sales dashboard screen (staff): orders, net revenue, orders by status, top products.
 
-Revenue counts when an order is paid and is taken back when a paid order is cancelled.
+Revenue and units sold count when an order is paid and are taken back when a paid order
+is cancelled. A batch is folded into per-figure deltas, then written once per figure.
 """
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from domain import events as e
-from projections.base import HandlerProjector, StoredEvent
+from domain.events import Event
+from projections.base import OrderChange, StoredEvent
 from projections.read_tables import sales_dashboard as t
 
-
-async def bump(
-    conn: AsyncConnection, kind: str, key: str, count: int, amount: int = 0,
-    label: str | None = None,
-) -> None:
-    where = (t.c.kind == kind) & (t.c.key == key)
-    updated = await conn.execute(
-        t.update().where(where)
-        .values(count=t.c.count + count, amount_cents=t.c.amount_cents + amount)
-    )
-    if updated.rowcount == 0:
-        await conn.execute(
-            t.insert().values(kind=kind, key=key, label=label, count=count, amount_cents=amount)
-        )
-
-
-async def _move(conn: AsyncConnection, old: str, new: str) -> None:
-    await bump(conn, "status", old, -1)
-    await bump(conn, "status", new, +1)
-
-
-async def _products(
-    conn: AsyncConnection, lines: tuple[e.OrderLineData, ...], sign: int
-) -> None:
-    for line in lines:
-        await bump(
-            conn, "product", line.sku, sign * line.quantity,
-            sign * line.quantity * line.unit_price_cents, label=line.product_name,
-        )
-
-
-async def _placed(conn: AsyncConnection, ev: StoredEvent[e.OrderPlaced]) -> None:
-    await bump(conn, "total", "all", +1)
-    await bump(conn, "status", "PLACED", +1)
-
-
-async def _paid(conn: AsyncConnection, ev: StoredEvent[e.OrderPaid]) -> None:
-    await _move(conn, "PLACED", "PAID")
-    await bump(conn, "total", "all", 0, ev.data.amount_cents)
-    await _products(conn, ev.data.lines, +1)
-
-
-async def _cancelled(conn: AsyncConnection, ev: StoredEvent[e.OrderCancelled]) -> None:
-    await _move(conn, ev.data.previous_status, "CANCELLED")
-    if ev.data.previous_status == "PAID":
-        await bump(conn, "total", "all", 0, -ev.data.refunded_cents)
-        await _products(conn, ev.data.lines, -1)
-
-
-async def _shipped(conn: AsyncConnection, ev: StoredEvent[e.OrderShipped]) -> None:
-    await _move(conn, "PAID", "SHIPPED")
-
-
-async def _delivered(conn: AsyncConnection, ev: StoredEvent[e.OrderDelivered]) -> None:
-    await _move(conn, "SHIPPED", "DELIVERED")
-
-
-projector = HandlerProjector(
-    name="sales_dashboard",
-    tables=(t,),
-    handlers={
-        "OrderPlaced": _placed,
-        "OrderPaid": _paid,
-        "OrderCancelled": _cancelled,
-        "OrderShipped": _shipped,
-        "OrderDelivered": _delivered,
-    },
+Key = tuple[str, str]
+_UPDATE = (
+    t.update()
+    .where(t.c.kind == sa.bindparam("k_kind"), t.c.key == sa.bindparam("k_key"))
+    .values(count=t.c.count + sa.bindparam("d_count"),
+            amount_cents=t.c.amount_cents + sa.bindparam("d_amount"))
 )
+NEXT_STATUS = {"OrderPaid": ("PLACED", "PAID"), "OrderShipped": ("PAID", "SHIPPED"),
+               "OrderDelivered": ("SHIPPED", "DELIVERED")}
+
+
+class _Deltas:
+    def __init__(self) -> None:
+        self.values: dict[Key, list[int]] = {}
+        self.labels: dict[Key, str] = {}
+
+    def add(self, kind: str, key: str, count: int, amount: int = 0,
+            label: str | None = None) -> None:
+        delta = self.values.setdefault((kind, key), [0, 0])
+        delta[0] += count
+        delta[1] += amount
+        if label is not None:
+            self.labels[(kind, key)] = label
+
+    def lines(self, lines: tuple[e.OrderLineData, ...], sign: int) -> None:
+        for line in lines:
+            self.add("product", line.sku, sign * line.quantity,
+                     sign * line.quantity * line.unit_price_cents, line.product_name)
+
+
+class SalesDashboardProjector:
+    name = "sales_dashboard"
+    tables = (t,)
+
+    def apply(self, conn: Connection, events: Sequence[StoredEvent[Event]]) -> Sequence[OrderChange]:
+        d = _Deltas()
+        for ev in events:
+            data = ev.data
+            if isinstance(data, e.OrderPlaced):
+                d.add("total", "all", 1)
+                d.add("status", "PLACED", 1)
+            elif isinstance(data, e.OrderCancelled):
+                d.add("status", data.previous_status, -1)
+                d.add("status", "CANCELLED", 1)
+                if data.previous_status == "PAID":
+                    d.add("total", "all", 0, -data.refunded_cents)
+                    d.lines(data.lines, -1)
+            elif ev.type in NEXT_STATUS:
+                old, new = NEXT_STATUS[ev.type]
+                d.add("status", old, -1)
+                d.add("status", new, 1)
+                if isinstance(data, e.OrderPaid):
+                    d.add("total", "all", 0, data.amount_cents)
+                    d.lines(data.lines, 1)
+        if d.values:
+            _write(conn, d)
+        return ()
+
+
+def _write(conn: Connection, d: _Deltas) -> None:
+    existing = {
+        (row.kind, row.key)
+        for row in conn.execute(
+            sa.select(t.c.kind, t.c.key).where(sa.tuple_(t.c.kind, t.c.key).in_(list(d.values)))
+        )
+    }
+    new: list[dict[str, Any]] = []
+    old: list[dict[str, Any]] = []
+    for (kind, key), (count, amount) in d.values.items():
+        if (kind, key) in existing:
+            old.append({"k_kind": kind, "k_key": key, "d_count": count, "d_amount": amount})
+        else:
+            new.append({"kind": kind, "key": key, "label": d.labels.get((kind, key)),
+                        "count": count, "amount_cents": amount})
+    if old:
+        conn.execute(_UPDATE, old)
+    if new:
+        conn.execute(t.insert(), new)
+
+
+projector = SalesDashboardProjector()
