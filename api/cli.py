@@ -19,8 +19,11 @@ from api.services import Services
 from api.settings import Settings
 from domain.commands import Role
 
-app = typer.Typer(help="Shopfront: a GraphQL backend-for-frontend built as CQRS.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Shopfront: a GraphQL backend-for-frontend built as CQRS.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 projections_app = typer.Typer(help="Inspect and rebuild the read models.", no_args_is_help=True)
 app.add_typer(projections_app, name="projections")
 console = Console()
@@ -70,14 +73,15 @@ def seed(
     customers: Annotated[int, typer.Option(min=0)] = 100,
     products: Annotated[int, typer.Option(min=0)] = 50,
     orders: Annotated[int, typer.Option(min=0)] = 1000,
-    demo: Annotated[bool, typer.Option(help="Seed the demo shop instead, if the database "
-                                       "is empty, and print tokens")] = False,
+    demo: Annotated[
+        bool,
+        typer.Option(help="Seed the demo shop instead, if the database is empty, and print tokens"),
+    ] = False,
     random_seed: Annotated[int | None, typer.Option(help="Seed for repeatable data")] = None,
 ) -> None:
     """Create data through the real command handlers, then bring the read models up to date."""
-    from api.seed import DEMO_EMAIL
+    from api.seed import DEMO_EMAIL, seed_demo
     from api.seed import seed as run_seed
-    from api.seed import seed_demo
 
     async def work(services: Services) -> None:
         if demo:
@@ -90,11 +94,22 @@ def seed(
             _print_tokens(services.settings, None if row is None else row.customer_id)
             return
         total = products + customers + orders
-        with Progress("[progress.description]{task.description}", BarColumn(),
-                      MofNCompleteColumn(), TimeElapsedColumn(), console=console) as progress:
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress:
             task = progress.add_task("Seeding", total=total)
-            await run_seed(services.bus, customers=customers, products=products, orders=orders,
-                           report=lambda n: progress.advance(task, n), seed_value=random_seed)
+            await run_seed(
+                services.bus,
+                customers=customers,
+                products=products,
+                orders=orders,
+                report=lambda n: progress.advance(task, n),
+                seed_value=random_seed,
+            )
             head = await services.runner.head_position()
             catch = progress.add_task("Projecting", total=head)
             while services.runner.position < head:
@@ -122,8 +137,14 @@ def projections_status() -> None:
         table = Table("name", "position", "head", "lag", "lag ms", "state")
         for s in await services.runner.status():
             lag_ms = "-" if s.lag_ms is None else f"{s.lag_ms:.0f}"
-            table.add_row(s.name, str(s.position), str(s.head_position), str(s.lag), lag_ms,
-                          "idle" if s.state == "stopped" else s.state)
+            table.add_row(
+                s.name,
+                str(s.position),
+                str(s.head_position),
+                str(s.lag),
+                lag_ms,
+                "idle" if s.state == "stopped" else s.state,
+            )
         console.print(table)
 
     _with_services(work)
@@ -139,8 +160,10 @@ def projections_rebuild(
         names = [name] if name else list(services.runner.projectors)
         unknown = [n for n in names if n not in services.runner.projectors]
         if unknown:
-            console.print(f"Unknown projection {unknown[0]!r}; one of: "
-                          + ", ".join(services.runner.projectors))
+            console.print(
+                f"Unknown projection {unknown[0]!r}; one of: "
+                + ", ".join(services.runner.projectors)
+            )
             raise typer.Exit(2)
         for one in names:
             await services.runner.rebuild(one)

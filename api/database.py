@@ -31,8 +31,7 @@ def sync_url(url: str) -> URL:
     """The same database through its blocking driver (aiosqlite -> pysqlite, asyncpg ->
     psycopg)."""
     parsed = make_url(url)
-    return parsed.set(drivername=SYNC_DRIVERS.get(parsed.get_backend_name(),
-                                                  parsed.drivername))
+    return parsed.set(drivername=SYNC_DRIVERS.get(parsed.get_backend_name(), parsed.drivername))
 
 
 def _json_options() -> dict[str, Any]:

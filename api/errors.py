@@ -45,14 +45,24 @@ def with_code(error: GraphQLError, *, expose_internal: bool) -> GraphQLError:
     message = error.message
     if code == "INTERNAL_SERVER_ERROR":
         request_id = uuid.uuid4().hex[:16]
-        log.error("internal error %s at %s: %s", request_id, error.path, error.message,
-                  exc_info=error.original_error)
+        log.error(
+            "internal error %s at %s: %s",
+            request_id,
+            error.path,
+            error.message,
+            exc_info=error.original_error,
+        )
         extensions["requestId"] = request_id
         if not expose_internal:
             message = f"Internal server error (request id {request_id})"
     return GraphQLError(
-        message, nodes=error.nodes, source=error.source, positions=error.positions,
-        path=error.path, original_error=None, extensions=extensions,
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=None,
+        extensions=extensions,
     )
 
 

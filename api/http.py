@@ -7,12 +7,12 @@ import logging
 from typing import Any
 
 import orjson
-from strawberry.types.graphql import OperationType
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.exceptions import MissingQueryError
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.execution import PreExecutionError
+from strawberry.types.graphql import OperationType
 
 from api.auth import InvalidToken, actor_from_header
 from api.context import Context
@@ -98,9 +98,7 @@ async def _read_params(request: Request) -> dict[str, Any]:
     if content_type == "application/graphql":
         return {"query": body.decode("utf-8", errors="replace")}
     if content_type != JSON:
-        raise BadRequest(
-            "POST needs Content-Type: application/json", 415, "UNSUPPORTED_MEDIA_TYPE"
-        )
+        raise BadRequest("POST needs Content-Type: application/json", 415, "UNSUPPORTED_MEDIA_TYPE")
     try:
         params = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -110,8 +108,9 @@ async def _read_params(request: Request) -> dict[str, Any]:
     return params
 
 
-def _respond(body: dict[str, Any], status: int, media_type: str,
-             headers: dict[str, str] | None = None) -> Response:
+def _respond(
+    body: dict[str, Any], status: int, media_type: str, headers: dict[str, str] | None = None
+) -> Response:
     return Response(orjson.dumps(body), status, headers=headers, media_type=media_type)
 
 
@@ -119,8 +118,11 @@ async def graphql_http(request: Request, services: Services) -> Response:
     media_type = negotiate(request.headers.get("accept"))
     if media_type is None:
         return _respond(
-            request_error("Accept application/graphql-response+json or application/json",
-                          "NOT_ACCEPTABLE"), 406, JSON,
+            request_error(
+                "Accept application/graphql-response+json or application/json", "NOT_ACCEPTABLE"
+            ),
+            406,
+            JSON,
         )
     try:
         params = await _read_params(request)
@@ -139,39 +141,53 @@ async def graphql_http(request: Request, services: Services) -> Response:
         return _respond(request_error(error.message, error.code), error.status, media_type)
     except InvalidToken as error:
         return _respond(
-            request_error(str(error), "UNAUTHENTICATED"), 401, media_type,
+            request_error(str(error), "UNAUTHENTICATED"),
+            401,
+            media_type,
             {"WWW-Authenticate": "Bearer"},
         )
     allowed = (
-        (OperationType.QUERY,) if request.method == "GET"
+        (OperationType.QUERY,)
+        if request.method == "GET"
         else (OperationType.QUERY, OperationType.MUTATION)
     )
     schema = request.app.state.schema
     try:
         result = await schema.execute(
-            query, variable_values=variables, context_value=Context(services, actor),
-            operation_name=operation_name, allowed_operation_types=allowed,
+            query,
+            variable_values=variables,
+            context_value=Context(services, actor),
+            operation_name=operation_name,
+            allowed_operation_types=allowed,
         )
     except InvalidOperationTypeError as error:
         if error.operation_type == OperationType.SUBSCRIPTION:
             message, status = "Subscriptions run over WebSocket at this path", 405
         else:
             message, status = "Mutations need POST", 405
-        return _respond(request_error(message, "METHOD_NOT_ALLOWED"), status, media_type,
-                        {"Allow": "POST"})
+        return _respond(
+            request_error(message, "METHOD_NOT_ALLOWED"), status, media_type, {"Allow": "POST"}
+        )
     except (MissingQueryError, CannotGetOperationTypeError) as error:
-        return _respond(request_error(str(error) or "No operation to run",
-                                      "GRAPHQL_VALIDATION_FAILED"), 400, media_type)
+        return _respond(
+            request_error(str(error) or "No operation to run", "GRAPHQL_VALIDATION_FAILED"),
+            400,
+            media_type,
+        )
     body: dict[str, Any] = {}
     if result.errors:
         expose = services.settings.is_dev
         body["errors"] = [
-            (error if "code" in (error.extensions or {})
-             else with_code(error, expose_internal=expose)).formatted
+            (
+                error
+                if "code" in (error.extensions or {})
+                else with_code(error, expose_internal=expose)
+            ).formatted
             for error in result.errors
         ]
     is_request_error = isinstance(result, PreExecutionError) or (
-        result.data is None and bool(result.errors)
+        result.data is None
+        and bool(result.errors)
         and all(error.path is None for error in result.errors)
     )
     if not is_request_error:

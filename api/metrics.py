@@ -48,11 +48,15 @@ class Metrics:
     def __init__(self, services: Services) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "shopfront_http_requests", "HTTP requests", ["path", "method", "status"],
+            "shopfront_http_requests",
+            "HTTP requests",
+            ["path", "method", "status"],
             registry=self.registry,
         )
         self.latency = Histogram(
-            "shopfront_http_request_seconds", "HTTP request latency", ["path"],
+            "shopfront_http_request_seconds",
+            "HTTP request latency",
+            ["path"],
             registry=self.registry,
         )
         self.registry.register(ProjectionCollector(services))
@@ -76,8 +80,11 @@ class MetricsMiddleware:
                 status = message["status"]
             await send(message)
 
-        path = scope["path"] if scope["path"] in ("/graphql", "/healthz", "/readyz",
-                                                  "/metrics") else "other"
+        path = (
+            scope["path"]
+            if scope["path"] in ("/graphql", "/healthz", "/readyz", "/metrics")
+            else "other"
+        )
         try:
             await self.app(scope, receive, send_wrapper)
         finally:

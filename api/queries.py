@@ -32,10 +32,13 @@ def _int_cursor(after: str | None) -> int | None:
     return int(value)
 
 
-def order_connection(docs: list[readers.Doc], first: int, after: str | None,
-                     key: str) -> OrderConnection:
-    edges = [OrderEdge(cursor=encode_cursor(str(doc[key])), node=Order.from_doc(doc))
-             for doc in docs[:first]]
+def order_connection(
+    docs: list[readers.Doc], first: int, after: str | None, key: str
+) -> OrderConnection:
+    edges = [
+        OrderEdge(cursor=encode_cursor(str(doc[key])), node=Order.from_doc(doc))
+        for doc in docs[:first]
+    ]
     return OrderConnection(
         edges=edges,
         page_info=page_info([edge.cursor for edge in edges], len(docs) > first, after),
@@ -77,8 +80,12 @@ class Query:
 
     @strawberry.field(description="The catalog, by name.")
     async def products(
-        self, info: Info, first: int | None = 20, after: str | None = None,
-        search: str | None = None, in_stock: bool | None = None,
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = None,
+        search: str | None = None,
+        in_stock: bool | None = None,
     ) -> ProductConnection:
         first = check_first(first, 20)
         position: tuple[str, str] | None = None
@@ -91,8 +98,9 @@ class Query:
             info.context.services.read_engine, first, position, search, in_stock
         )
         edges = [
-            ProductEdge(cursor=encode_cursor(f"{row.name}\x00{row.product_id}"),
-                        node=Product.from_row(row))
+            ProductEdge(
+                cursor=encode_cursor(f"{row.name}\x00{row.product_id}"), node=Product.from_row(row)
+            )
             for row in rows[:first]
         ]
         return ProductConnection(
@@ -107,13 +115,19 @@ class Query:
 
     @strawberry.field(description="The signed-in customer's orders, newest first.")
     async def my_orders(
-        self, info: Info, first: int | None = 20, after: str | None = None,
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = None,
         status: OrderStatus | None = None,
     ) -> OrderConnection:
         actor = info.context.require_actor()
         first = check_first(first, 20)
         docs = await readers.history_page(
-            info.context.services.read_engine, actor.id, first, _int_cursor(after),
+            info.context.services.read_engine,
+            actor.id,
+            first,
+            _int_cursor(after),
             None if status is None else status.value,
         )
         return order_connection(docs, first, after, "sort_key")
@@ -130,17 +144,21 @@ class Query:
             info.context.services.read_engine, TOP_PRODUCTS
         )
         totals = next((row for row in figures if row.kind == "total"), None)
-        counts = {row.key: row.count for row in figures if row.kind == "status"}
+        counts = {row.key: row.tally for row in figures if row.kind == "status"}
         return SalesDashboard(
-            order_count=totals.count if totals else 0,
+            order_count=totals.tally if totals else 0,
             revenue_cents=totals.amount_cents if totals else 0,
             orders_by_status=[
                 StatusCount(status=status, count=counts.get(status.value, 0))
                 for status in OrderStatus
             ],
             top_products=[
-                ProductSales(sku=row.key, name=row.label or row.key, units_sold=row.count,
-                             revenue_cents=row.amount_cents)
+                ProductSales(
+                    sku=row.key,
+                    name=row.label or row.key,
+                    units_sold=row.tally,
+                    revenue_cents=row.amount_cents,
+                )
                 for row in products
             ],
         )
@@ -161,8 +179,12 @@ class Query:
         info.context.require_staff()
         return [
             ProjectionStatus(
-                name=s.name, position=s.position, head_position=s.head_position, lag=s.lag,
-                lag_ms=s.lag_ms, state=s.state,
+                name=s.name,
+                position=s.position,
+                head_position=s.head_position,
+                lag=s.lag,
+                lag_ms=s.lag_ms,
+                state=s.state,
             )
             for s in await info.context.services.runner.status()
         ]

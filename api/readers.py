@@ -24,11 +24,15 @@ Doc = dict[str, Any]
 
 async def fetch_all(engine: AsyncEngine, query: sa.Select[Any]) -> Sequence[Row]:
     async with engine.connect() as conn:
-        return (await conn.execute(query)).all()
+        rows: Sequence[Row] = (await conn.execute(query)).all()
+        return rows
 
 
 async def products_page(
-    engine: AsyncEngine, first: int, after: tuple[str, str] | None, search: str | None,
+    engine: AsyncEngine,
+    first: int,
+    after: tuple[str, str] | None,
+    search: str | None,
     in_stock: bool | None,
 ) -> Sequence[Row]:
     """Catalog, by name then id; returns up to ``first + 1`` rows (the extra one tells
@@ -78,8 +82,10 @@ async def history_page(
     """A customer's orders, newest first."""
     t = order_history
     query = (
-        sa.select(t.c.doc).where(t.c.customer_id == customer_id)
-        .order_by(t.c.sort_key.desc()).limit(first + 1)
+        sa.select(t.c.doc)
+        .where(t.c.customer_id == customer_id)
+        .order_by(t.c.sort_key.desc())
+        .limit(first + 1)
     )
     if status is not None:
         query = query.where(t.c.status == status)
@@ -92,8 +98,10 @@ async def fulfillment_page(engine: AsyncEngine, first: int, after: int | None) -
     """Paid orders waiting to ship, oldest payment first."""
     t = fulfillment_queue
     query = (
-        sa.select(t.c.doc).where(t.c.paid_sort_key.is_not(None))
-        .order_by(t.c.paid_sort_key).limit(first + 1)
+        sa.select(t.c.doc)
+        .where(t.c.paid_sort_key.is_not(None))
+        .order_by(t.c.paid_sort_key)
+        .limit(first + 1)
     )
     if after is not None:
         query = query.where(t.c.paid_sort_key > after)
@@ -106,8 +114,10 @@ async def dashboard_rows(engine: AsyncEngine, top: int) -> tuple[Sequence[Row], 
     figures = await fetch_all(engine, sa.select(t).where(t.c.kind.in_(("total", "status"))))
     products = await fetch_all(
         engine,
-        sa.select(t).where(t.c.kind == "product", t.c.count > 0)
-        .order_by(t.c.count.desc(), t.c.amount_cents.desc(), t.c.key).limit(top),
+        sa.select(t)
+        .where(t.c.kind == "product", t.c.tally > 0)
+        .order_by(t.c.tally.desc(), t.c.amount_cents.desc(), t.c.key)
+        .limit(top),
     )
     return figures, products
 

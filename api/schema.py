@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
@@ -14,7 +16,6 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from api.errors import ErrorCodes
-
 from api.mutations.catalog import CatalogMutations
 from api.mutations.customer import CustomerMutations
 from api.mutations.orders import OrderMutations
@@ -35,13 +36,15 @@ class ShopSchema(strawberry.Schema):
 
 
 def build_schema(*, introspection: bool = True, expose_internal: bool = True) -> ShopSchema:
-    extensions: list[SchemaExtension | type[SchemaExtension]] = [
-        ErrorCodes(expose_internal=expose_internal),
-        ParserCache(maxsize=1024),
-        ValidationCache(maxsize=1024),
+    # Factories, not instances: each operation gets its own extension objects (the caches
+    # themselves are shared at module level by Strawberry).
+    extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
+        lambda: ErrorCodes(expose_internal=expose_internal),
+        lambda: ParserCache(maxsize=1024),
+        lambda: ValidationCache(maxsize=1024),
     ]
     if not introspection:
-        extensions.append(DisableIntrospection())
+        extensions.append(DisableIntrospection)
     return ShopSchema(
         query=Query,
         mutation=Mutation,

@@ -37,8 +37,9 @@ def _check(results: Sequence[CommandResult | DomainError]) -> list[CommandResult
     return ok
 
 
-async def _batched(bus: CommandBus, commands: Sequence[c.Command], report: Report
-                   ) -> list[CommandResult]:
+async def _batched(
+    bus: CommandBus, commands: Sequence[c.Command], report: Report
+) -> list[CommandResult]:
     done: list[CommandResult] = []
     for start in range(0, len(commands), BATCH):
         chunk = commands[start : start + BATCH]
@@ -60,15 +61,23 @@ def _lifecycle(rng: random.Random, owner: c.Actor, order_id: str) -> list[c.Comm
         return [*steps, c.CancelOrder(STAFF, order_id, "Out of delivery area")]
     if roll < 0.45:
         return steps  # in the fulfillment queue
-    steps.append(c.ShipOrder(STAFF, order_id, rng.choice(["DHL", "UPS", "PostNL"]),
-                             f"TRK{rng.randrange(10**9):09d}"))
+    steps.append(
+        c.ShipOrder(
+            STAFF, order_id, rng.choice(["DHL", "UPS", "PostNL"]), f"TRK{rng.randrange(10**9):09d}"
+        )
+    )
     if roll < 0.60:
         return steps
     return [*steps, c.DeliverOrder(STAFF, order_id)]
 
 
 async def seed(
-    bus: CommandBus, *, customers: int, products: int, orders: int, report: Report,
+    bus: CommandBus,
+    *,
+    customers: int,
+    products: int,
+    orders: int,
+    report: Report,
     seed_value: int | None = None,
 ) -> None:
     """Create customers, products and orders (with payments, shipments, cancellations)."""
@@ -76,8 +85,14 @@ async def seed(
     tag = uuid.uuid4().hex[:6]
     stock = max(100, orders * 4 // max(products, 1) + 100)
     product_cmds = [
-        c.AddProduct(STAFF, f"SKU-{tag}-{i:05d}", f"Product {i} {rng.choice(ADJECTIVES)}",
-                     rng.randrange(199, 20_000), stock, f"Seeded product number {i}")
+        c.AddProduct(
+            STAFF,
+            f"SKU-{tag}-{i:05d}",
+            f"Product {i} {rng.choice(ADJECTIVES)}",
+            rng.randrange(199, 20_000),
+            stock,
+            f"Seeded product number {i}",
+        )
         for i in range(products)
     ]
     await _batched(bus, product_cmds, report)
@@ -85,23 +100,28 @@ async def seed(
         c.RegisterCustomer(None, f"customer{i}-{tag}@example.com", f"Customer {i}")
         for i in range(customers)
     ]
-    actors = [c.Actor(r.entity_id, "customer")
-              for r in await _batched(bus, customer_cmds, report)]
+    actors = [c.Actor(r.entity_id, "customer") for r in await _batched(bus, customer_cmds, report)]
     skus = [cmd.sku for cmd in product_cmds]
     if not orders or not actors or not skus:
         return
     for start in range(0, orders, BATCH):
         owners = [rng.choice(actors) for _ in range(min(BATCH, orders - start))]
         places = [
-            c.PlaceOrder(owner, tuple(
-                c.LineRequest(sku, rng.randint(1, 3))
-                for sku in rng.sample(skus, k=min(len(skus), rng.randint(1, 3)))
-            ))
+            c.PlaceOrder(
+                owner,
+                tuple(
+                    c.LineRequest(sku, rng.randint(1, 3))
+                    for sku in rng.sample(skus, k=min(len(skus), rng.randint(1, 3)))
+                ),
+            )
             for owner in owners
         ]
         placed = _check(await bus.execute_many(places))
-        follow = [cmd for owner, result in zip(owners, placed, strict=True)
-                  for cmd in _lifecycle(rng, owner, result.entity_id)]
+        follow = [
+            cmd
+            for owner, result in zip(owners, placed, strict=True)
+            for cmd in _lifecycle(rng, owner, result.entity_id)
+        ]
         for index in range(0, len(follow), BATCH):
             _check(await bus.execute_many(follow[index : index + BATCH]))
         report(len(places))
@@ -116,10 +136,13 @@ async def seed_demo(bus: CommandBus) -> str:
         await bus.execute(c.AddProduct(STAFF, sku, name, price, stock, description))
     demo = await bus.execute(c.RegisterCustomer(None, DEMO_EMAIL, "Demo Customer"))
     me = c.Actor(demo.entity_id, "customer")
-    first = await bus.execute(c.PlaceOrder(me, (c.LineRequest("MUG-001", 2),
-                                                c.LineRequest("NOTE-A5", 1))))
-    for command in (c.PayOrder(me, first.entity_id),
-                    c.ShipOrder(STAFF, first.entity_id, "DHL", "JD014600006245")):
+    first = await bus.execute(
+        c.PlaceOrder(me, (c.LineRequest("MUG-001", 2), c.LineRequest("NOTE-A5", 1)))
+    )
+    for command in (
+        c.PayOrder(me, first.entity_id),
+        c.ShipOrder(STAFF, first.entity_id, "DHL", "JD014600006245"),
+    ):
         await bus.execute(command)
     second = await bus.execute(c.PlaceOrder(me, (c.LineRequest("BTL-750", 1),)))
     await bus.execute(c.PayOrder(me, second.entity_id))

@@ -43,7 +43,13 @@ class Services:
         )
         bus = CommandBus(write_engine, on_commit=runner.notify)
         return cls(
-            settings, write_engine, log_engine, read_engine, projector_engine, bus, runner,
+            settings,
+            write_engine,
+            log_engine,
+            read_engine,
+            projector_engine,
+            bus,
+            runner,
             broker,
         )
 

@@ -18,7 +18,9 @@ from projections.base import OrderChange
 
 def _event(change: OrderChange) -> OrderEvent:
     return OrderEvent(
-        event=change.event, version=change.version, occurred_at=change.occurred_at,
+        event=change.event,
+        version=change.version,
+        occurred_at=change.occurred_at,
         order=Order.from_doc(dict(change.doc)),
     )
 
@@ -26,7 +28,7 @@ def _event(change: OrderChange) -> OrderEvent:
 @strawberry.type
 class Subscription:
     @strawberry.subscription(
-        description="First the order as it is now (event \"Snapshot\"), then every change."
+        description='First the order as it is now (event "Snapshot"), then every change.'
     )
     async def order_status(
         self, info: Info, order_id: strawberry.ID
@@ -47,7 +49,8 @@ class Subscription:
                 raise ApiError("NOT_FOUND", "No such order")
             version = doc["version"]
             yield OrderEvent(
-                event="Snapshot", version=version,
+                event="Snapshot",
+                version=version,
                 occurred_at=dt.datetime.fromisoformat(doc["updated_at"]),
                 order=Order.from_doc(doc),
             )
@@ -58,8 +61,9 @@ class Subscription:
         finally:
             subscription.close()
 
-    @strawberry.subscription(description="Every change to any of the caller's orders "
-                             "(staff: every order).")
+    @strawberry.subscription(
+        description="Every change to any of the caller's orders (staff: every order)."
+    )
     async def my_orders(self, info: Info) -> AsyncGenerator[OrderEvent, None]:
         actor = info.context.actor
         if actor is None:

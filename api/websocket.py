@@ -25,7 +25,7 @@ class WebSocketGraphQL(GraphQL[Context, None]):
             schema,
             graphql_ide=None,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
-            allowed_origins=frozenset(services.settings.allowed_origins),
+            allowed_origins=list(services.settings.allowed_origins),
         )
         self.services = services
 

@@ -42,9 +42,7 @@ Outcome = CommandResult | DomainError
 
 
 class CommandBus:
-    def __init__(
-        self, engine: Engine, on_commit: Callable[[int], None] | None = None
-    ) -> None:
+    def __init__(self, engine: Engine, on_commit: Callable[[int], None] | None = None) -> None:
         self.engine = engine
         self.on_commit = on_commit
         workers = 1 if engine.dialect.name == "sqlite" else 8

@@ -33,9 +33,7 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def register_customer(
-    conn: Connection, cmd: c.RegisterCustomer, rec: Recorder
-) -> str:
+def register_customer(conn: Connection, cmd: c.RegisterCustomer, rec: Recorder) -> str:
     email = model.normalize_email(cmd.email)
     name = model.clean_text("name", cmd.name)
     taken = conn.scalar(sa.select(customers.c.id).where(customers.c.email == email))
@@ -65,19 +63,28 @@ def add_product(conn: Connection, cmd: c.AddProduct, rec: Recorder) -> str:
     product_id = new_id()
     conn.execute(
         products.insert().values(
-            id=product_id, sku=sku, name=name, description=description, price_cents=price,
-            currency=model.CURRENCY, stock_on_hand=stock, stock_reserved=0, version=1,
-            created_at=rec.now, updated_at=rec.now,
+            id=product_id,
+            sku=sku,
+            name=name,
+            description=description,
+            price_cents=price,
+            currency=model.CURRENCY,
+            stock_on_hand=stock,
+            stock_reserved=0,
+            version=1,
+            created_at=rec.now,
+            updated_at=rec.now,
         )
     )
     rec.record(
-        f"product-{product_id}", 1,
+        f"product-{product_id}",
+        1,
         e.ProductAdded(product_id, sku, name, description, price, model.CURRENCY, stock),
     )
     return product_id
 
 
-def _product_for_update(conn: Connection, sku: str) -> sa.Row[Any]:
+def _product_for_update(conn: Connection, sku: str) -> Any:
     row = (
         conn.execute(
             sa.select(products.c.id, products.c.version, products.c.price_cents)
@@ -104,15 +111,14 @@ def restock_product(conn: Connection, cmd: c.RestockProduct, rec: Recorder) -> s
         )
     )
     rec.record(
-        f"product-{product.id}", product.version + 1,
+        f"product-{product.id}",
+        product.version + 1,
         e.ProductRestocked(product.id, cmd.sku, quantity),
     )
     return str(product.id)
 
 
-def change_product_price(
-    conn: Connection, cmd: c.ChangeProductPrice, rec: Recorder
-) -> str:
+def change_product_price(conn: Connection, cmd: c.ChangeProductPrice, rec: Recorder) -> str:
     model.require_staff(cmd.actor)
     price = model.check_price(cmd.price_cents)
     product = _product_for_update(conn, model.check_sku(cmd.sku))
@@ -124,7 +130,8 @@ def change_product_price(
         .values(price_cents=price, version=products.c.version + 1, updated_at=rec.now)
     )
     rec.record(
-        f"product-{product.id}", product.version + 1,
+        f"product-{product.id}",
+        product.version + 1,
         e.ProductPriceChanged(product.id, cmd.sku, product.price_cents, price),
     )
     return str(product.id)

@@ -66,8 +66,12 @@ def place_order(conn: Connection, cmd: c.PlaceOrder, rec: Recorder) -> str:
         row.sku: row
         for row in conn.execute(
             sa.select(
-                products.c.id, products.c.sku, products.c.name, products.c.price_cents,
-                products.c.stock_on_hand, products.c.stock_reserved,
+                products.c.id,
+                products.c.sku,
+                products.c.name,
+                products.c.price_cents,
+                products.c.stock_on_hand,
+                products.c.stock_reserved,
             )
             .where(products.c.sku.in_([line.sku for line in lines]))
             .with_for_update()
@@ -80,7 +84,10 @@ def place_order(conn: Connection, cmd: c.PlaceOrder, rec: Recorder) -> str:
     order_id = str(uuid.uuid4())
     priced = tuple(
         e.OrderLineData(
-            line.sku, found[line.sku].id, found[line.sku].name, line.quantity,
+            line.sku,
+            found[line.sku].id,
+            found[line.sku].name,
+            line.quantity,
             found[line.sku].price_cents,
         )
         for line in lines
@@ -99,9 +106,16 @@ def place_order(conn: Connection, cmd: c.PlaceOrder, rec: Recorder) -> str:
             model.check_available(p.sku, p.quantity, model.StockLevel(0, 0))
     conn.execute(
         orders.insert().values(
-            id=order_id, customer_id=actor.id, status=model.OrderStatus.PLACED.value,
-            currency=model.CURRENCY, total_cents=total, item_count=items, version=1,
-            idempotency_key=key, request_hash=request_hash, placed_at=rec.now,
+            id=order_id,
+            customer_id=actor.id,
+            status=model.OrderStatus.PLACED.value,
+            currency=model.CURRENCY,
+            total_cents=total,
+            item_count=items,
+            version=1,
+            idempotency_key=key,
+            request_hash=request_hash,
+            placed_at=rec.now,
             updated_at=rec.now,
         )
     )
@@ -109,26 +123,35 @@ def place_order(conn: Connection, cmd: c.PlaceOrder, rec: Recorder) -> str:
         order_lines.insert(),
         [
             {
-                "order_id": order_id, "line_no": n, "product_id": p.product_id, "sku": p.sku,
-                "product_name": p.product_name, "quantity": p.quantity,
+                "order_id": order_id,
+                "line_no": n,
+                "product_id": p.product_id,
+                "sku": p.sku,
+                "product_name": p.product_name,
+                "quantity": p.quantity,
                 "unit_price_cents": p.unit_price_cents,
             }
             for n, p in enumerate(priced, start=1)
         ],
     )
     rec.record(
-        f"order-{order_id}", 1,
+        f"order-{order_id}",
+        1,
         e.OrderPlaced(order_id, actor.id, priced, total, items, model.CURRENCY),
     )
     return order_id
 
 
-def _load_order(conn: Connection, order_id: str) -> sa.Row[Any]:
+def _load_order(conn: Connection, order_id: str) -> Any:
     row = (
         conn.execute(
-            sa.select(orders.c.id, orders.c.customer_id, orders.c.status, orders.c.version,
-                      orders.c.total_cents)
-            .where(orders.c.id == order_id)
+            sa.select(
+                orders.c.id,
+                orders.c.customer_id,
+                orders.c.status,
+                orders.c.version,
+                orders.c.total_cents,
+            ).where(orders.c.id == order_id)
         )
     ).first()
     if row is None:
@@ -138,7 +161,7 @@ def _load_order(conn: Connection, order_id: str) -> sa.Row[Any]:
 
 def _transition(
     conn: Connection, action: str, cmd: c.Command, order_id: str, rec: Recorder
-) -> tuple[sa.Row[Any], int]:
+) -> tuple[Any, int]:
     """Authorize and move the order to its next status; return the row and new version."""
     order = _load_order(conn, order_id)
     model.authorize_order_action(action, cmd.actor, order.customer_id)
@@ -155,7 +178,8 @@ def _transition(
 
 def _lines(conn: Connection, order_id: str) -> tuple[e.OrderLineData, ...]:
     rows = conn.execute(
-        sa.select(order_lines).where(order_lines.c.order_id == order_id)
+        sa.select(order_lines)
+        .where(order_lines.c.order_id == order_id)
         .order_by(order_lines.c.line_no)
     )
     return tuple(
@@ -173,7 +197,8 @@ def pay_order(conn: Connection, cmd: c.PayOrder, rec: Recorder) -> str:
     )
     lines = _lines(conn, order.id)
     rec.record(
-        f"order-{order.id}", version,
+        f"order-{order.id}",
+        version,
         e.OrderPaid(order.id, order.customer_id, order.total_cents, lines),
     )
     return str(order.id)
@@ -199,7 +224,8 @@ def cancel_order(conn: Connection, cmd: c.CancelOrder, rec: Recorder) -> str:
         )
     assert cmd.actor is not None  # authorize_order_action refused anonymous callers
     rec.record(
-        f"order-{order.id}", version,
+        f"order-{order.id}",
+        version,
         e.OrderCancelled(
             order.id, order.customer_id, reason, cmd.actor.role, order.status, lines, refunded
         ),
@@ -222,12 +248,16 @@ def ship_order(conn: Connection, cmd: c.ShipOrder, rec: Recorder) -> str:
         )
     conn.execute(
         shipments.insert().values(
-            order_id=order.id, carrier=carrier, tracking_number=tracking, status="SHIPPED",
+            order_id=order.id,
+            carrier=carrier,
+            tracking_number=tracking,
+            status="SHIPPED",
             shipped_at=rec.now,
         )
     )
     rec.record(
-        f"order-{order.id}", version,
+        f"order-{order.id}",
+        version,
         e.OrderShipped(order.id, order.customer_id, carrier, tracking),
     )
     return str(order.id)

@@ -93,8 +93,12 @@ shipments = sa.Table(
 events = sa.Table(
     "events",
     metadata,
-    sa.Column("position", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
-              autoincrement=False),
+    sa.Column(
+        "position",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
     sa.Column("stream_id", sa.String(64), nullable=False),
     sa.Column("stream_version", sa.Integer, nullable=False),
     sa.Column("type", sa.String(64), nullable=False),

@@ -39,8 +39,11 @@ class OrderChange:
 
 
 class Projector(Protocol):
-    name: str
-    tables: tuple[sa.Table, ...]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def tables(self) -> tuple[sa.Table, ...]: ...
 
     def apply(
         self, conn: Connection, events: Sequence[StoredEvent[Event]]

@@ -23,10 +23,10 @@ _UPDATE = (
     .where(t.c.product_id == sa.bindparam("pid"))
     .values(
         stock_available=t.c.stock_available + sa.bindparam("stock_delta"),
-        price_cents=sa.func.coalesce(sa.bindparam("new_price", type_=sa.Integer),
-                                     t.c.price_cents),
-        updated_at=sa.func.coalesce(sa.bindparam("changed_at", type_=t.c.updated_at.type),
-                                    t.c.updated_at),
+        price_cents=sa.func.coalesce(sa.bindparam("new_price", type_=sa.Integer), t.c.price_cents),
+        updated_at=sa.func.coalesce(
+            sa.bindparam("changed_at", type_=t.c.updated_at.type), t.c.updated_at
+        ),
     )
 )
 
@@ -42,7 +42,9 @@ class CatalogProjector:
     name = "catalog"
     tables = (t,)
 
-    def apply(self, conn: Connection, events: Sequence[StoredEvent[Event]]) -> Sequence[OrderChange]:
+    def apply(
+        self, conn: Connection, events: Sequence[StoredEvent[Event]]
+    ) -> Sequence[OrderChange]:
         added: list[dict[str, Any]] = []
         changes: dict[str, _Change] = {}
 
@@ -52,12 +54,18 @@ class CatalogProjector:
         for ev in events:
             data = ev.data
             if isinstance(data, e.ProductAdded):
-                added.append({
-                    "product_id": data.product_id, "sku": data.sku, "name": data.name,
-                    "description": data.description, "price_cents": data.price_cents,
-                    "currency": data.currency, "stock_available": data.stock,
-                    "updated_at": ev.occurred_at,
-                })
+                added.append(
+                    {
+                        "product_id": data.product_id,
+                        "sku": data.sku,
+                        "name": data.name,
+                        "description": data.description,
+                        "price_cents": data.price_cents,
+                        "currency": data.currency,
+                        "stock_available": data.stock,
+                        "updated_at": ev.occurred_at,
+                    }
+                )
             elif isinstance(data, e.ProductRestocked):
                 c = change(data.product_id)
                 c.stock_delta += data.quantity
@@ -72,11 +80,18 @@ class CatalogProjector:
         if added:
             conn.execute(t.insert(), added)
         if changes:
-            conn.execute(_UPDATE, [
-                {"pid": pid, "stock_delta": c.stock_delta, "new_price": c.new_price,
-                 "changed_at": c.changed_at}
-                for pid, c in changes.items()
-            ])
+            conn.execute(
+                _UPDATE,
+                [
+                    {
+                        "pid": pid,
+                        "stock_delta": c.stock_delta,
+                        "new_price": c.new_price,
+                        "changed_at": c.changed_at,
+                    }
+                    for pid, c in changes.items()
+                ],
+            )
         return ()
 
 

@@ -31,18 +31,25 @@ class CustomerProfileProjector:
     name = "customer_profile"
     tables = (t,)
 
-    def apply(self, conn: Connection, events: Sequence[StoredEvent[Event]]) -> Sequence[OrderChange]:
+    def apply(
+        self, conn: Connection, events: Sequence[StoredEvent[Event]]
+    ) -> Sequence[OrderChange]:
         registered: list[dict[str, Any]] = []
         orders: Counter[str] = Counter()
         spend: Counter[str] = Counter()
         for ev in events:
             data = ev.data
             if isinstance(data, e.CustomerRegistered):
-                registered.append({
-                    "customer_id": data.customer_id, "email": data.email, "name": data.name,
-                    "order_count": 0, "lifetime_spend_cents": 0,
-                    "registered_at": ev.occurred_at,
-                })
+                registered.append(
+                    {
+                        "customer_id": data.customer_id,
+                        "email": data.email,
+                        "name": data.name,
+                        "order_count": 0,
+                        "lifetime_spend_cents": 0,
+                        "registered_at": ev.occurred_at,
+                    }
+                )
             elif isinstance(data, e.OrderPlaced):
                 orders[data.customer_id] += 1
             elif isinstance(data, e.OrderPaid):
@@ -53,9 +60,10 @@ class CustomerProfileProjector:
             conn.execute(t.insert(), registered)
         touched = set(orders) | set(spend)
         if touched:
-            conn.execute(_UPDATE, [
-                {"cid": cid, "orders": orders[cid], "spend": spend[cid]} for cid in touched
-            ])
+            conn.execute(
+                _UPDATE,
+                [{"cid": cid, "orders": orders[cid], "spend": spend[cid]} for cid in touched],
+            )
         return ()
 
 

@@ -16,8 +16,7 @@ from projections.base import StoredEvent, as_utc
 
 def read_events(conn: Connection, after: int, limit: int) -> Sequence[StoredEvent[Event]]:
     rows = conn.execute(
-        sa.select(events).where(events.c.position > after)
-        .order_by(events.c.position).limit(limit)
+        sa.select(events).where(events.c.position > after).order_by(events.c.position).limit(limit)
     )
     return [
         StoredEvent(

@@ -12,6 +12,4 @@ def _row(doc: Doc) -> dict[str, Any]:
     return {"customer_id": doc["customer_id"], "version": doc["version"], "doc": dumps(doc)}
 
 
-projector = OrderDocProjector(
-    name="order_detail", table=order_detail, row_of=_row, publishes=True
-)
+projector = OrderDocProjector(name="order_detail", table=order_detail, row_of=_row, publishes=True)

@@ -55,7 +55,9 @@ def apply_event(doc: Doc | None, event: StoredEvent[Any]) -> Doc:
         status = "PAID"
         doc["paid_position"] = event.position
         doc["payment"] = {
-            "status": "PAID", "amount_cents": data.amount_cents, "paid_at": at,
+            "status": "PAID",
+            "amount_cents": data.amount_cents,
+            "paid_at": at,
             "refunded_at": None,
         }
     elif isinstance(data, e.OrderCancelled):
@@ -66,8 +68,11 @@ def apply_event(doc: Doc | None, event: StoredEvent[Any]) -> Doc:
     elif isinstance(data, e.OrderShipped):
         status = "SHIPPED"
         doc["shipment"] = {
-            "carrier": data.carrier, "tracking_number": data.tracking_number,
-            "status": "SHIPPED", "shipped_at": at, "delivered_at": None,
+            "carrier": data.carrier,
+            "tracking_number": data.tracking_number,
+            "status": "SHIPPED",
+            "shipped_at": at,
+            "delivered_at": None,
         }
     elif isinstance(data, e.OrderDelivered):
         status = "DELIVERED"
@@ -131,8 +136,12 @@ class OrderDocProjector:
             if self.publishes:
                 changes.append(
                     OrderChange(
-                        order_id, doc["customer_id"], ev.stream_version, ev.type,
-                        ev.occurred_at, doc,
+                        order_id,
+                        doc["customer_id"],
+                        ev.stream_version,
+                        ev.type,
+                        ev.occurred_at,
+                        doc,
                     )
                 )
         for order_id in touched:

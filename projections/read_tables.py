@@ -81,9 +81,9 @@ sales_dashboard = sa.Table(
     sa.Column("kind", sa.String(16), primary_key=True),
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("label", sa.String(200), nullable=True),
-    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("tally", sa.Integer, nullable=False),  # orders, or units sold
     sa.Column("amount_cents", sa.BigInteger, nullable=False),
-    sa.Index("ix_sales_dashboard_rank", "kind", "count"),
+    sa.Index("ix_sales_dashboard_rank", "kind", "tally"),
 )
 
 projection_checkpoints = sa.Table(

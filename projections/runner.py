@@ -247,7 +247,8 @@ class ProjectionRunner:
                 for table in projector.tables:
                     conn.execute(table.delete())
                 conn.execute(
-                    checkpoints.update().where(checkpoints.c.name == name)
+                    checkpoints.update()
+                    .where(checkpoints.c.name == name)
                     .values(position=0, updated_at=dt.datetime.now(dt.UTC))
                 )
 
@@ -273,8 +274,12 @@ class ProjectionRunner:
             state = "error" if name in self.errors else "running" if running else "stopped"
             states.append(
                 ProjectionState(
-                    name, position, head, max(head - position, 0),
-                    await self._in_thread(lag_ms, position), state,
+                    name,
+                    position,
+                    head,
+                    max(head - position, 0),
+                    await self._in_thread(lag_ms, position),
+                    state,
                 )
             )
         return states

@@ -21,11 +21,16 @@ Key = tuple[str, str]
 _UPDATE = (
     t.update()
     .where(t.c.kind == sa.bindparam("k_kind"), t.c.key == sa.bindparam("k_key"))
-    .values(count=t.c.count + sa.bindparam("d_count"),
-            amount_cents=t.c.amount_cents + sa.bindparam("d_amount"))
+    .values(
+        tally=t.c.tally + sa.bindparam("d_count"),
+        amount_cents=t.c.amount_cents + sa.bindparam("d_amount"),
+    )
 )
-NEXT_STATUS = {"OrderPaid": ("PLACED", "PAID"), "OrderShipped": ("PAID", "SHIPPED"),
-               "OrderDelivered": ("SHIPPED", "DELIVERED")}
+NEXT_STATUS = {
+    "OrderPaid": ("PLACED", "PAID"),
+    "OrderShipped": ("PAID", "SHIPPED"),
+    "OrderDelivered": ("SHIPPED", "DELIVERED"),
+}
 
 
 class _Deltas:
@@ -33,8 +38,9 @@ class _Deltas:
         self.values: dict[Key, list[int]] = {}
         self.labels: dict[Key, str] = {}
 
-    def add(self, kind: str, key: str, count: int, amount: int = 0,
-            label: str | None = None) -> None:
+    def add(
+        self, kind: str, key: str, count: int, amount: int = 0, label: str | None = None
+    ) -> None:
         delta = self.values.setdefault((kind, key), [0, 0])
         delta[0] += count
         delta[1] += amount
@@ -43,15 +49,22 @@ class _Deltas:
 
     def lines(self, lines: tuple[e.OrderLineData, ...], sign: int) -> None:
         for line in lines:
-            self.add("product", line.sku, sign * line.quantity,
-                     sign * line.quantity * line.unit_price_cents, line.product_name)
+            self.add(
+                "product",
+                line.sku,
+                sign * line.quantity,
+                sign * line.quantity * line.unit_price_cents,
+                line.product_name,
+            )
 
 
 class SalesDashboardProjector:
     name = "sales_dashboard"
     tables = (t,)
 
-    def apply(self, conn: Connection, events: Sequence[StoredEvent[Event]]) -> Sequence[OrderChange]:
+    def apply(
+        self, conn: Connection, events: Sequence[StoredEvent[Event]]
+    ) -> Sequence[OrderChange]:
         d = _Deltas()
         for ev in events:
             data = ev.data
@@ -89,8 +102,15 @@ def _write(conn: Connection, d: _Deltas) -> None:
         if (kind, key) in existing:
             old.append({"k_kind": kind, "k_key": key, "d_count": count, "d_amount": amount})
         else:
-            new.append({"kind": kind, "key": key, "label": d.labels.get((kind, key)),
-                        "count": count, "amount_cents": amount})
+            new.append(
+                {
+                    "kind": kind,
+                    "key": key,
+                    "label": d.labels.get((kind, key)),
+                    "tally": count,
+                    "amount_cents": amount,
+                }
+            )
     if old:
         conn.execute(_UPDATE, old)
     if new:

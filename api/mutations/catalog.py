@@ -54,8 +54,12 @@ class CatalogMutations:
         return await _product_payload(
             info,
             c.AddProduct(
-                info.context.actor, sku=input.sku, name=input.name,
-                price_cents=input.price_cents, stock=input.stock, description=input.description,
+                info.context.actor,
+                sku=input.sku,
+                name=input.name,
+                price_cents=input.price_cents,
+                stock=input.stock,
+                description=input.description,
             ),
         )
 

@@ -43,10 +43,13 @@ class CustomerMutations:
         customer_id = result.entity_id
         row = await info.context.customers.load(customer_id)
         token = make_token(
-            info.context.services.settings.jwt_secret, customer_id, "customer",
+            info.context.services.settings.jwt_secret,
+            customer_id,
+            "customer",
             CUSTOMER_TOKEN_TTL,
         )
         return RegisterCustomerPayload(
-            customer=None if row is None else Customer.from_row(row), token=token,
+            customer=None if row is None else Customer.from_row(row),
+            token=token,
             user_errors=[],
         )

@@ -82,8 +82,9 @@ class OrderMutations:
             return OrderPayload(order=None, user_errors=not_found("orderId", "order"))
         return await _order_payload(info, c.PayOrder(info.context.actor, order_id))
 
-    @strawberry.mutation(description="Owner or staff, before shipping: stock is released, "
-                         "payment refunded.")
+    @strawberry.mutation(
+        description="Owner or staff, before shipping: stock is released, payment refunded."
+    )
     async def cancel_order(self, info: Info, input: CancelOrderInput) -> OrderPayload:
         if (order_id := _order_id(input.order_id)) is None:
             return OrderPayload(order=None, user_errors=not_found("orderId", "order"))

@@ -108,8 +108,10 @@ class Order(Node):
             raw_customer_id=doc["customer_id"],
             lines=[
                 OrderLine(
-                    sku=line["sku"], product_name=line["product_name"],
-                    quantity=line["quantity"], unit_price_cents=line["unit_price_cents"],
+                    sku=line["sku"],
+                    product_name=line["product_name"],
+                    quantity=line["quantity"],
+                    unit_price_cents=line["unit_price_cents"],
                     product_id=line["product_id"],
                 )
                 for line in doc["lines"]
@@ -117,18 +119,27 @@ class Order(Node):
             item_count=doc["item_count"],
             total_cents=doc["total_cents"],
             currency=doc["currency"],
-            payment=None if payment is None else Payment(
-                status=payment["status"], amount_cents=payment["amount_cents"],
-                paid_at=_time(payment["paid_at"]), refunded_at=_time(payment["refunded_at"]),
+            payment=None
+            if payment is None
+            else Payment(
+                status=payment["status"],
+                amount_cents=payment["amount_cents"],
+                paid_at=_time(payment["paid_at"]),
+                refunded_at=_time(payment["refunded_at"]),
             ),
-            shipment=None if shipment is None else Shipment(
-                carrier=shipment["carrier"], tracking_number=shipment["tracking_number"],
-                status=shipment["status"], shipped_at=_time(shipment["shipped_at"]),
+            shipment=None
+            if shipment is None
+            else Shipment(
+                carrier=shipment["carrier"],
+                tracking_number=shipment["tracking_number"],
+                status=shipment["status"],
+                shipped_at=_time(shipment["shipped_at"]),
                 delivered_at=_time(shipment["delivered_at"]),
             ),
             timeline=[
-                OrderStatusChange(status=OrderStatus(step["status"]),
-                                  at=dt.datetime.fromisoformat(step["at"]))
+                OrderStatusChange(
+                    status=OrderStatus(step["status"]), at=dt.datetime.fromisoformat(step["at"])
+                )
                 for step in doc["timeline"]
             ],
             cancel_reason=doc.get("cancel_reason"),

@@ -1,0 +1,40 @@
+# Shopfront: `make run` to try it, `make test` to check it.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint schema install test-deps bench clean
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Set up, migrate, seed the demo shop (only into an empty database) and serve.
+run: install
+	$(BIN)/shopfront migrate
+	$(BIN)/shopfront seed --demo
+	$(BIN)/shopfront serve
+
+## Lint, type-check and run the whole suite.
+test: install test-deps lint
+	$(BIN)/python -m pytest
+
+test-deps:
+	./scripts/install-test-deps.sh
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## Re-export schema.graphql from the code (review the diff!).
+schema: install
+	$(BIN)/shopfront export-schema > schema.graphql
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

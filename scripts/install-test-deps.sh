@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the system parts the test suite drives for real: headless Chromium.
+# (Redis and PostgreSQL join here when the suite starts using them.)
+set -euo pipefail
+
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "Installing system packages: ${need[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 && sudo="sudo" || {
+    echo "Need root (or sudo) to apt-get install ${need[*]}" >&2; exit 1; }
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -1,0 +1,1 @@
+"""End-to-end tests: real HTTP and WebSocket against ``python -m api serve``."""
