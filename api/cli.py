@@ -135,7 +135,7 @@ def projections_status() -> None:
 
     async def work(services: Services) -> None:
         table = Table("name", "position", "head", "lag", "lag ms", "state")
-        for s in await services.runner.status():
+        for s in await services.runner.status_from_log():
             lag_ms = "-" if s.lag_ms is None else f"{s.lag_ms:.0f}"
             table.add_row(
                 s.name,

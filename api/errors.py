@@ -80,12 +80,19 @@ class ErrorCodes(SchemaExtension):
     def _process(self, result: object) -> None:
         if isinstance(result, _HasErrors) and result.errors:
             result.errors = [
-                with_code(error, expose_internal=self.expose_internal) for error in result.errors
+                error if "code" in (error.extensions or {})  # already done
+                else with_code(error, expose_internal=self.expose_internal)
+                for error in result.errors
             ]
 
     def on_operation(self) -> Iterator[None]:
         yield
         self._process(self.execution_context.result)
+
+    def on_stream_result(self, result: object) -> Iterator[None]:
+        """Subscriptions (WebSocket): each result before it is sent."""
+        self._process(result)
+        yield
 
 
 def request_error(message: str, code: str = "BAD_REQUEST") -> dict[str, Any]:

@@ -175,7 +175,7 @@ class Query:
         return order_connection(docs, first, after, "paid_position")
 
     @strawberry.field(description="Staff only: where each projection is in the event log.")
-    async def projections(self, info: Info) -> list[ProjectionStatus]:
+    def projections(self, info: Info) -> list[ProjectionStatus]:
         info.context.require_staff()
         return [
             ProjectionStatus(
@@ -186,5 +186,5 @@ class Query:
                 lag_ms=s.lag_ms,
                 state=s.state,
             )
-            for s in await info.context.services.runner.status()
+            for s in info.context.services.runner.status()
         ]

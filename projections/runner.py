@@ -8,6 +8,7 @@ The database work runs on one worker thread; positions change only on the event 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import datetime as dt
@@ -74,6 +75,9 @@ class ProjectionRunner:
         self.positions: dict[str, int] = {}
         self.errors: dict[str, str] = {}
         self.head = 0
+        # (position, monotonic time) each time the known head moved: how long the
+        # projections have been behind, without reading the event log again.
+        self._head_seen: collections.deque[tuple[int, float]] = collections.deque()
         self._wake = asyncio.Event()
         self._advanced = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
@@ -86,7 +90,7 @@ class ProjectionRunner:
     # -- life cycle ---------------------------------------------------------------------
     async def load_checkpoints(self) -> None:
         self.positions, head = await self._in_thread(self._load_checkpoints)
-        self.head = max(self.head, head)
+        self._observe_head(head)
 
     def _load_checkpoints(self) -> tuple[dict[str, int], int]:
         with self.read_engine.begin() as conn:
@@ -122,8 +126,23 @@ class ProjectionRunner:
 
     def notify(self, position: int) -> None:
         """A command in this process committed events up to ``position``."""
-        self.head = max(self.head, position)
+        self._observe_head(position)
         self._wake.set()
+
+    def _observe_head(self, position: int) -> None:
+        if position > self.head:
+            self.head = position
+            self._head_seen.append((position, time.monotonic()))
+        floor = self.position
+        while len(self._head_seen) > 1 and self._head_seen[1][0] <= floor:
+            self._head_seen.popleft()
+
+    def lag_ms(self, position: int) -> float:
+        """Milliseconds since the runner first knew of an event after ``position``."""
+        for seen, at in self._head_seen:
+            if seen > position:
+                return (time.monotonic() - at) * 1000
+        return 0.0
 
     # -- the loop -------------------------------------------------------------------------
     async def _loop(self) -> None:
@@ -149,8 +168,8 @@ class ProjectionRunner:
         if outcome.checkpoints_moved:
             await self.load_checkpoints()
             return 1
-        self.head = max(self.head, outcome.head)
         self.positions.update(outcome.positions)
+        self._observe_head(outcome.head)
         for name, error in outcome.errors.items():
             if error is None:
                 self.errors.pop(name, None)
@@ -213,7 +232,7 @@ class ProjectionRunner:
             with self.log_engine.connect() as conn:
                 return head_position(conn)
 
-        self.head = max(self.head, await self._in_thread(read))
+        self._observe_head(await self._in_thread(read))
         return self.head
 
     async def wait_for(self, position: int, timeout: float) -> bool:
@@ -257,9 +276,21 @@ class ProjectionRunner:
         self.errors.pop(name, None)
         self._wake.set()
 
-    async def status(self) -> list[ProjectionState]:
+    def status(self) -> list[ProjectionState]:
+        """Where each projector is, from memory: no database read."""
+        states = []
+        for name in self.projectors:
+            position = self.positions.get(name, 0)
+            state = "error" if name in self.errors else "running" if self.running else "stopped"
+            lag = max(self.head - position, 0)
+            states.append(ProjectionState(
+                name, position, self.head, lag, self.lag_ms(position) if lag else 0.0, state
+            ))
+        return states
+
+    async def status_from_log(self) -> list[ProjectionState]:
+        """Status with lag measured from the event log's own times (for the CLI)."""
         head = await self.head_position()
-        running = self.running
 
         def lag_ms(position: int) -> float | None:
             if position >= head:
@@ -268,18 +299,7 @@ class ProjectionRunner:
                 since = occurred_at(conn, position + 1)
             return None if since is None else max(time.time() - since, 0) * 1000
 
-        states = []
-        for name in self.projectors:
-            position = self.positions.get(name, 0)
-            state = "error" if name in self.errors else "running" if running else "stopped"
-            states.append(
-                ProjectionState(
-                    name,
-                    position,
-                    head,
-                    max(head - position, 0),
-                    await self._in_thread(lag_ms, position),
-                    state,
-                )
-            )
-        return states
+        return [
+            dataclasses.replace(s, lag_ms=await self._in_thread(lag_ms, s.position))
+            for s in self.status()
+        ]

@@ -20,9 +20,25 @@ def test_schema_graphql_matches_the_code() -> None:
 def test_contract_operations_are_in_the_schema() -> None:
     sdl = export_sdl()
     for operation in (
-        "node(id: ID!)", "me:", "products(", "product(sku: String!)", "myOrders(", "order(id: ID!)",
-        "salesDashboard:", "fulfillmentQueue(", "projections:", "registerCustomer(",
-        "addProduct(", "restockProduct(", "changeProductPrice(", "placeOrder(", "payOrder(",
-        "cancelOrder(", "shipOrder(", "deliverOrder(", "orderStatus(orderId: ID!", "myOrders:",
+        "node(id: ID!)",
+        "me:",
+        "products(",
+        "product(sku: String!)",
+        "myOrders(",
+        "order(id: ID!)",
+        "salesDashboard:",
+        "fulfillmentQueue(",
+        "projections:",
+        "registerCustomer(",
+        "addProduct(",
+        "restockProduct(",
+        "changeProductPrice(",
+        "placeOrder(",
+        "payOrder(",
+        "cancelOrder(",
+        "shipOrder(",
+        "deliverOrder(",
+        "orderStatus(orderId: ID!",
+        "myOrders:",
     ):
         assert operation in sdl, operation

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import strawberry
 
 from api.context import Info
@@ -42,7 +44,8 @@ async def _product_payload(info: Info, command: c.Command) -> ProductPayload:
     result = await run_command(info, command)
     if isinstance(result, list):
         return ProductPayload(product=None, user_errors=result)
-    info.context.products.clear(result.entity_id)  # this request may have loaded it before
+    with contextlib.suppress(KeyError):  # Strawberry raises if the key was never loaded
+        info.context.products.clear(result.entity_id)  # this request may have loaded it
     row = await info.context.products.load(result.entity_id)
     return ProductPayload(product=None if row is None else Product.from_row(row), user_errors=[])
 

@@ -3,6 +3,8 @@ shipOrder and deliverOrder (staff)."""
 
 from __future__ import annotations
 
+import contextlib
+
 import strawberry
 
 from api.context import Info
@@ -59,7 +61,8 @@ async def _order_payload(info: Info, command: c.Command) -> OrderPayload:
     result = await run_command(info, command)
     if isinstance(result, list):
         return OrderPayload(order=None, user_errors=result)
-    info.context.orders.clear(result.entity_id)  # this request may have loaded it before
+    with contextlib.suppress(KeyError):  # Strawberry raises if the key was never loaded
+        info.context.orders.clear(result.entity_id)  # this request may have loaded it
     return OrderPayload(order=await visible_order(info, result.entity_id), user_errors=[])
 
 
