@@ -32,6 +32,8 @@ GRAPHIQL_TOKEN_TTL = dt.timedelta(hours=12)
 
 
 def build_app(settings: Settings) -> Starlette:
+    if not settings.is_dev and settings.uses_dev_secret:
+        raise RuntimeError("SHOPFRONT_JWT_SECRET must be set when SHOPFRONT_ENV=prod")
     services = Services.create(settings)
     schema = build_schema(introspection=settings.is_dev, expose_internal=settings.is_dev)
     metrics = Metrics(services)

@@ -169,8 +169,13 @@ async def graphql_http(request: Request, services: Services) -> Response:
             request_error(message, "METHOD_NOT_ALLOWED"), status, media_type, {"Allow": "POST"}
         )
     except (MissingQueryError, CannotGetOperationTypeError) as error:
+        reason = (  # str() of CannotGetOperationTypeError is just the operation name
+            error.as_http_error_reason()
+            if isinstance(error, CannotGetOperationTypeError)
+            else str(error)
+        )
         return _respond(
-            request_error(str(error) or "No operation to run", "GRAPHQL_VALIDATION_FAILED"),
+            request_error(reason or "No operation to run", "GRAPHQL_VALIDATION_FAILED"),
             400,
             media_type,
         )

@@ -13,6 +13,15 @@ from domain.events import Event
 from domain.write_tables import event_log_head, events
 
 
+_ADVANCE_HEAD = (
+    sa.update(event_log_head)
+    .where(event_log_head.c.id == 1)
+    .values(position=event_log_head.c.position + sa.bindparam("count"))
+)
+_READ_HEAD = sa.select(event_log_head.c.position).where(event_log_head.c.id == 1)
+_INSERT_EVENT = events.insert()
+
+
 @dataclasses.dataclass(slots=True)
 class Recorder:
     """Collects the events one command produces, to be appended with its state change."""
@@ -37,17 +46,11 @@ def append(conn: Connection, recorder: Recorder) -> int | None:
     if not recorder.pending:
         return None
     count = len(recorder.pending)
-    conn.execute(
-        sa.update(event_log_head)
-        .where(event_log_head.c.id == 1)
-        .values(position=event_log_head.c.position + count)
-    )
-    last = (
-        conn.execute(sa.select(event_log_head.c.position).where(event_log_head.c.id == 1))
-    ).scalar_one()
+    conn.execute(_ADVANCE_HEAD, {"count": count})
+    last = conn.execute(_READ_HEAD).scalar_one()
     first = last - count + 1
     conn.execute(
-        events.insert(),
+        _INSERT_EVENT,
         [
             {
                 "position": first + index,

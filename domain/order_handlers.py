@@ -1,4 +1,8 @@
-"""Handlers of the order commands: place, pay, cancel, ship, deliver."""
+"""Handlers of the order commands: place, pay, cancel, ship, deliver.
+
+Statements are built once at import (with bind parameters) and reused: building a
+SQLAlchemy expression per call cost more than running it on SQLite.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,60 @@ from domain.event_log import Recorder
 from domain.write_tables import events, order_lines, orders, payments, products, shipments
 
 MAX_IDEMPOTENCY_KEY = 200
+P = sa.bindparam
+
+_FIND_IDEMPOTENT = sa.select(orders.c.id, orders.c.request_hash).where(
+    orders.c.customer_id == P("customer_id"), orders.c.idempotency_key == P("key")
+)
+_LAST_POSITION = sa.select(sa.func.max(events.c.position)).where(
+    events.c.stream_id == P("stream_id")
+)
+_PRODUCTS_FOR_ORDER = (
+    sa.select(
+        products.c.id,
+        products.c.sku,
+        products.c.name,
+        products.c.price_cents,
+        products.c.stock_on_hand,
+        products.c.stock_reserved,
+    )
+    .where(products.c.sku.in_(P("skus", expanding=True)))
+    .with_for_update()
+)
+# Guarded: never reserves more than is on hand, whatever a concurrent writer did.
+_RESERVE = (
+    products.update()
+    .where(
+        products.c.id == P("pid"),
+        products.c.stock_on_hand - products.c.stock_reserved >= P("qty"),
+    )
+    .values(stock_reserved=products.c.stock_reserved + P("qty"))
+)
+_RELEASE = (
+    products.update()
+    .where(products.c.id == P("pid"))
+    .values(stock_reserved=products.c.stock_reserved - P("qty"))
+)
+_SHIP_STOCK = (
+    products.update()
+    .where(products.c.id == P("pid"))
+    .values(
+        stock_on_hand=products.c.stock_on_hand - P("qty"),
+        stock_reserved=products.c.stock_reserved - P("qty"),
+    )
+)
+_LOAD_ORDER = sa.select(
+    orders.c.id, orders.c.customer_id, orders.c.status, orders.c.version, orders.c.total_cents
+).where(orders.c.id == P("oid"))
+# Optimistic concurrency: only the transaction that read this version may move it on.
+_MOVE_ORDER = (
+    orders.update()
+    .where(orders.c.id == P("oid"), orders.c.version == P("expected"))
+    .values(status=P("new_status"), version=P("new_version"), updated_at=P("at"))
+)
+_LINES = (
+    sa.select(order_lines).where(order_lines.c.order_id == P("oid")).order_by(order_lines.c.line_no)
+)
 
 
 class ConcurrencyConflict(Exception):
@@ -30,13 +88,7 @@ def _request_hash(lines: list[c.LineRequest]) -> str:
 def _replay_idempotent(
     conn: Connection, customer_id: str, key: str, request_hash: str, rec: Recorder
 ) -> str | None:
-    row = (
-        conn.execute(
-            sa.select(orders.c.id, orders.c.request_hash).where(
-                orders.c.customer_id == customer_id, orders.c.idempotency_key == key
-            )
-        )
-    ).first()
+    row = conn.execute(_FIND_IDEMPOTENT, {"customer_id": customer_id, "key": key}).first()
     if row is None:
         return None
     if row.request_hash != request_hash:
@@ -45,9 +97,7 @@ def _replay_idempotent(
             "This idempotency key was used for a different order",
             "idempotencyKey",
         )
-    rec.replayed_position = conn.scalar(
-        sa.select(sa.func.max(events.c.position)).where(events.c.stream_id == f"order-{row.id}")
-    )
+    rec.replayed_position = conn.scalar(_LAST_POSITION, {"stream_id": f"order-{row.id}"})
     return str(row.id)
 
 
@@ -64,24 +114,12 @@ def place_order(conn: Connection, cmd: c.PlaceOrder, rec: Recorder) -> str:
             return existing
     found = {
         row.sku: row
-        for row in conn.execute(
-            sa.select(
-                products.c.id,
-                products.c.sku,
-                products.c.name,
-                products.c.price_cents,
-                products.c.stock_on_hand,
-                products.c.stock_reserved,
-            )
-            .where(products.c.sku.in_([line.sku for line in lines]))
-            .with_for_update()
-        )
+        for row in conn.execute(_PRODUCTS_FOR_ORDER, {"skus": [line.sku for line in lines]})
     }
     for line in lines:
         row = found.get(line.sku)
         stock = None if row is None else model.StockLevel(row.stock_on_hand, row.stock_reserved)
         model.check_available(line.sku, line.quantity, stock)
-    order_id = str(uuid.uuid4())
     priced = tuple(
         e.OrderLineData(
             line.sku,
@@ -92,32 +130,27 @@ def place_order(conn: Connection, cmd: c.PlaceOrder, rec: Recorder) -> str:
         )
         for line in lines
     )
-    total, items = model.order_total((p.quantity, p.unit_price_cents) for p in priced)
     for p in priced:
-        reserved = conn.execute(
-            products.update()
-            .where(
-                products.c.id == p.product_id,
-                products.c.stock_on_hand - products.c.stock_reserved >= p.quantity,
-            )
-            .values(stock_reserved=products.c.stock_reserved + p.quantity)
-        )
+        reserved = conn.execute(_RESERVE, {"pid": p.product_id, "qty": p.quantity})
         if reserved.rowcount != 1:  # a concurrent writer got there first
             model.check_available(p.sku, p.quantity, model.StockLevel(0, 0))
+    total, items = model.order_total((p.quantity, p.unit_price_cents) for p in priced)
+    order_id = str(uuid.uuid4())
     conn.execute(
-        orders.insert().values(
-            id=order_id,
-            customer_id=actor.id,
-            status=model.OrderStatus.PLACED.value,
-            currency=model.CURRENCY,
-            total_cents=total,
-            item_count=items,
-            version=1,
-            idempotency_key=key,
-            request_hash=request_hash,
-            placed_at=rec.now,
-            updated_at=rec.now,
-        )
+        orders.insert(),
+        {
+            "id": order_id,
+            "customer_id": actor.id,
+            "status": model.OrderStatus.PLACED.value,
+            "currency": model.CURRENCY,
+            "total_cents": total,
+            "item_count": items,
+            "version": 1,
+            "idempotency_key": key,
+            "request_hash": request_hash,
+            "placed_at": rec.now,
+            "updated_at": rec.now,
+        },
     )
     conn.execute(
         order_lines.insert(),
@@ -142,58 +175,52 @@ def place_order(conn: Connection, cmd: c.PlaceOrder, rec: Recorder) -> str:
     return order_id
 
 
-def _load_order(conn: Connection, order_id: str) -> Any:
-    row = (
-        conn.execute(
-            sa.select(
-                orders.c.id,
-                orders.c.customer_id,
-                orders.c.status,
-                orders.c.version,
-                orders.c.total_cents,
-            ).where(orders.c.id == order_id)
-        )
-    ).first()
-    if row is None:
-        raise model.DomainError("NOT_FOUND", "No such order", "orderId")
-    return row
-
-
 def _transition(
     conn: Connection, action: str, cmd: c.Command, order_id: str, rec: Recorder
 ) -> tuple[Any, int]:
     """Authorize and move the order to its next status; return the row and new version."""
-    order = _load_order(conn, order_id)
+    order = conn.execute(_LOAD_ORDER, {"oid": order_id}).first()
+    if order is None:
+        raise model.DomainError("NOT_FOUND", "No such order", "orderId")
     model.authorize_order_action(action, cmd.actor, order.customer_id)
     status = model.transition(action, model.OrderStatus(order.status))
-    updated = conn.execute(
-        orders.update()
-        .where(orders.c.id == order.id, orders.c.version == order.version)
-        .values(status=status.value, version=order.version + 1, updated_at=rec.now)
+    moved = conn.execute(
+        _MOVE_ORDER,
+        {
+            "oid": order.id,
+            "expected": order.version,
+            "new_status": status.value,
+            "new_version": order.version + 1,
+            "at": rec.now,
+        },
     )
-    if updated.rowcount != 1:
+    if moved.rowcount != 1:
         raise ConcurrencyConflict(order_id)
     return order, order.version + 1
 
 
 def _lines(conn: Connection, order_id: str) -> tuple[e.OrderLineData, ...]:
-    rows = conn.execute(
-        sa.select(order_lines)
-        .where(order_lines.c.order_id == order_id)
-        .order_by(order_lines.c.line_no)
-    )
     return tuple(
         e.OrderLineData(r.sku, r.product_id, r.product_name, r.quantity, r.unit_price_cents)
-        for r in rows
+        for r in conn.execute(_LINES, {"oid": order_id})
     )
+
+
+def _stock(conn: Connection, statement: sa.Update, lines: tuple[e.OrderLineData, ...]) -> None:
+    conn.execute(statement, [{"pid": line.product_id, "qty": line.quantity} for line in lines])
 
 
 def pay_order(conn: Connection, cmd: c.PayOrder, rec: Recorder) -> str:
     order, version = _transition(conn, "pay", cmd, cmd.order_id, rec)
     conn.execute(
-        payments.insert().values(
-            order_id=order.id, status="PAID", amount_cents=order.total_cents, paid_at=rec.now
-        )
+        payments.insert(),
+        {
+            "order_id": order.id,
+            "status": "PAID",
+            "amount_cents": order.total_cents,
+            "paid_at": rec.now,
+            "refunded_at": None,
+        },
     )
     lines = _lines(conn, order.id)
     rec.record(
@@ -208,12 +235,7 @@ def cancel_order(conn: Connection, cmd: c.CancelOrder, rec: Recorder) -> str:
     reason = model.clean_text("reason", cmd.reason) if cmd.reason and cmd.reason.strip() else None
     order, version = _transition(conn, "cancel", cmd, cmd.order_id, rec)
     lines = _lines(conn, order.id)
-    for line in lines:
-        conn.execute(
-            products.update()
-            .where(products.c.id == line.product_id)
-            .values(stock_reserved=products.c.stock_reserved - line.quantity)
-        )
+    _stock(conn, _RELEASE, lines)
     refunded = 0
     if order.status == model.OrderStatus.PAID.value:
         refunded = order.total_cents
@@ -237,23 +259,17 @@ def ship_order(conn: Connection, cmd: c.ShipOrder, rec: Recorder) -> str:
     carrier = model.clean_text("carrier", cmd.carrier)
     tracking = model.clean_text("trackingNumber", cmd.tracking_number)
     order, version = _transition(conn, "ship", cmd, cmd.order_id, rec)
-    for line in _lines(conn, order.id):
-        conn.execute(
-            products.update()
-            .where(products.c.id == line.product_id)
-            .values(
-                stock_on_hand=products.c.stock_on_hand - line.quantity,
-                stock_reserved=products.c.stock_reserved - line.quantity,
-            )
-        )
+    _stock(conn, _SHIP_STOCK, _lines(conn, order.id))
     conn.execute(
-        shipments.insert().values(
-            order_id=order.id,
-            carrier=carrier,
-            tracking_number=tracking,
-            status="SHIPPED",
-            shipped_at=rec.now,
-        )
+        shipments.insert(),
+        {
+            "order_id": order.id,
+            "carrier": carrier,
+            "tracking_number": tracking,
+            "status": "SHIPPED",
+            "shipped_at": rec.now,
+            "delivered_at": None,
+        },
     )
     rec.record(
         f"order-{order.id}",
