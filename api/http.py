@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
 import orjson
+from graphql import GraphQLError, OperationDefinitionNode, parse
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.exceptions import MissingQueryError
@@ -108,6 +110,16 @@ async def _read_params(request: Request) -> dict[str, Any]:
     return params
 
 
+@functools.lru_cache(maxsize=1024)
+def _operation_count(query: str) -> int:
+    """How many operations a document defines (0 if it does not parse: reported later)."""
+    try:
+        document = parse(query)
+    except GraphQLError:
+        return 0
+    return sum(isinstance(d, OperationDefinitionNode) for d in document.definitions)
+
+
 def _respond(
     body: dict[str, Any], status: int, media_type: str, headers: dict[str, str] | None = None
 ) -> Response:
@@ -151,6 +163,15 @@ async def graphql_http(request: Request, services: Services) -> Response:
         if request.method == "GET"
         else (OperationType.QUERY, OperationType.MUTATION)
     )
+    if operation_name is None and _operation_count(query) > 1:
+        return _respond(
+            request_error(
+                "The document has several operations: say which in operationName",
+                "GRAPHQL_VALIDATION_FAILED",
+            ),
+            400 if media_type == GRAPHQL_RESPONSE else 200,
+            media_type,
+        )
     schema = request.app.state.schema
     try:
         result = await schema.execute(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections import defaultdict, deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol, cast
@@ -40,10 +41,17 @@ class LiveAppLike(Protocol):
     env: dict[str, str]
 
 
+def check_text(text: str) -> None:
+    """No stack trace, and no GraphQL error the server did not expect (a resolver bug
+    shows as ``INTERNAL_SERVER_ERROR`` even when the status is 200)."""
+    assert "Traceback" not in text, text[:2000]
+    assert "INTERNAL_SERVER_ERROR" not in text, text[:2000]
+
+
 def check_response(response: httpx.Response) -> None:
     """Whatever the input, the app never answers 500 nor shows a stack trace."""
     assert response.status_code < 500, (response.status_code, response.text[:2000])
-    assert "Traceback" not in response.text, response.text[:2000]
+    check_text(response.text)
 
 
 def bearer(token: str | None) -> dict[str, str]:
@@ -104,15 +112,14 @@ class Api:
         operation_name: str | None = None,
     ) -> Json:
         """The whole response body (``data`` and/or ``errors``); status must be 200."""
-        response = await self.post(
-            query, variables, token=token, operation_name=operation_name
-        )
+        response = await self.post(query, variables, token=token, operation_name=operation_name)
         assert response.status_code == 200, (response.status_code, response.text)
         assert response.headers["content-type"].startswith(JSON), response.headers
         return cast(Json, response.json())
 
-    async def data(self, query: str, variables: Json | None = None, *,
-                   token: str | None = None) -> Json:
+    async def data(
+        self, query: str, variables: Json | None = None, *, token: str | None = None
+    ) -> Json:
         """``data`` of a response that must have no errors."""
         body = await self.execute(query, variables, token=token)
         if body.get("errors"):
@@ -172,8 +179,9 @@ class Api:
         assert product["sku"] == sku
         return product
 
-    async def order_mutation(self, name: str, input_type: str, input: Json, *,
-                             token: str | None, fields: str = "") -> Json:
+    async def order_mutation(
+        self, name: str, input_type: str, input: Json, *, token: str | None, fields: str = ""
+    ) -> Json:
         """Run one order mutation; returns its payload (``order`` and ``userErrors``)."""
         data = await self.data(
             f"""mutation($input: {input_type}!) {{
@@ -191,35 +199,44 @@ class Api:
         payload = await self.order_mutation(
             "placeOrder",
             "PlaceOrderInput",
-            {"lines": [{"sku": sku, "quantity": qty} for sku, qty in lines],
-             "idempotencyKey": unique("idem")},
+            {
+                "lines": [{"sku": sku, "quantity": qty} for sku, qty in lines],
+                "idempotencyKey": unique("idem"),
+            },
             token=token,
         )
         assert payload["userErrors"] == [], payload
         return cast(Json, payload["order"])
 
-    async def pay(self, token: str, order_id: str) -> Json:
-        return await self.order_mutation("payOrder", "PayOrderInput", {"orderId": order_id},
-                                         token=token)
-
-    async def ship(self, token: str, order_id: str, carrier: str = "DHL",
-                   tracking: str = "TRK-E2E") -> Json:
+    async def pay(self, token: str | None, order_id: str) -> Json:
         return await self.order_mutation(
-            "shipOrder", "ShipOrderInput",
-            {"orderId": order_id, "carrier": carrier, "trackingNumber": tracking}, token=token,
+            "payOrder", "PayOrderInput", {"orderId": order_id}, token=token
         )
 
-    async def deliver(self, token: str, order_id: str) -> Json:
-        return await self.order_mutation("deliverOrder", "DeliverOrderInput",
-                                         {"orderId": order_id}, token=token)
+    async def ship(
+        self, token: str | None, order_id: str, carrier: str = "DHL", tracking: str = "TRK-E2E"
+    ) -> Json:
+        return await self.order_mutation(
+            "shipOrder",
+            "ShipOrderInput",
+            {"orderId": order_id, "carrier": carrier, "trackingNumber": tracking},
+            token=token,
+        )
 
-    async def cancel(self, token: str, order_id: str, reason: str = "e2e") -> Json:
-        return await self.order_mutation("cancelOrder", "CancelOrderInput",
-                                         {"orderId": order_id, "reason": reason}, token=token)
+    async def deliver(self, token: str | None, order_id: str) -> Json:
+        return await self.order_mutation(
+            "deliverOrder", "DeliverOrderInput", {"orderId": order_id}, token=token
+        )
+
+    async def cancel(self, token: str | None, order_id: str, reason: str = "e2e") -> Json:
+        return await self.order_mutation(
+            "cancelOrder", "CancelOrderInput", {"orderId": order_id, "reason": reason}, token=token
+        )
 
     async def stock_of(self, sku: str) -> int:
-        data = await self.data("query($sku: String!) { product(sku: $sku) { stockAvailable } }",
-                               {"sku": sku})
+        data = await self.data(
+            "query($sku: String!) { product(sku: $sku) { stockAvailable } }", {"sku": sku}
+        )
         return int(data["product"]["stockAvailable"])
 
     async def get_order(self, order_id: str, token: str | None) -> Json | None:
@@ -251,43 +268,82 @@ async def api_client(base_url: str) -> AsyncIterator[Api]:
 # -- WebSocket ---------------------------------------------------------------------------
 
 
-async def _receive(ws: ClientConnection, timeout: float) -> Json:
-    raw = await asyncio.wait_for(ws.recv(), timeout)
-    message = json.loads(raw)
-    assert isinstance(message, dict), message
-    assert "Traceback" not in str(raw), raw
-    return cast(Json, message)
+class _WsClient:
+    """What both protocols share: JSON frames, bounded waits, and a per-operation
+    buffer, so one connection can carry several operations whose messages interleave."""
 
-
-class TransportWsClient:
-    """The ``graphql-transport-ws`` protocol: connection_init/ack, subscribe, next,
-    error, complete, ping/pong."""
+    skip_types: frozenset[str] = frozenset()
 
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
         self._ids = 0
+        self._buffer: dict[str, deque[Json]] = defaultdict(deque)
 
-    async def init(self, token: str | None) -> Json:
-        """Send connection_init; returns the server's first answer (connection_ack)."""
-        await self.send({"type": "connection_init", "payload": bearer(token)})
-        return await self.receive()
+    def _next_id(self) -> str:
+        self._ids += 1
+        return str(self._ids)
 
     async def send(self, message: Json) -> None:
         await self.ws.send(json.dumps(message))
 
+    async def _on_skipped(self, message: Json) -> None:
+        """Handle a protocol-level message (ping, keep-alive) that tests never see."""
+
     async def receive(self, timeout: float = TIMEOUT) -> Json:
+        """The next message not about an operation someone is waiting for by id."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         while True:
-            message = await _receive(self.ws, timeout)
-            if message.get("type") == "ping":
-                await self.send({"type": "pong"})
+            remaining = max(deadline - loop.time(), 0.001)
+            raw = await asyncio.wait_for(self.ws.recv(), remaining)
+            check_text(str(raw))
+            message = json.loads(raw)
+            assert isinstance(message, dict), message
+            if message.get("type") in self.skip_types:
+                await self._on_skipped(message)
                 continue
-            if message.get("type") == "pong":
-                continue
-            return message
+            return cast(Json, message)
+
+    async def receive_for(self, op_id: str, timeout: float = TIMEOUT) -> Json:
+        """The next message of operation ``op_id``; other operations' messages are kept."""
+        if self._buffer[op_id]:
+            return self._buffer[op_id].popleft()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            message = await self.receive(max(deadline - loop.time(), 0.001))
+            if message.get("id") == op_id:
+                return message
+            other = message.get("id")
+            assert isinstance(other, str), f"message without an operation id: {message}"
+            self._buffer[other].append(message)
+
+    async def expect_nothing_for(self, op_id: str, seconds: float) -> None:
+        """Operation ``op_id`` receives no message within ``seconds``."""
+        try:
+            message = await self.receive_for(op_id, seconds)
+        except TimeoutError:
+            return
+        raise AssertionError(f"unexpected message for {op_id}: {message}")
+
+
+class TransportWsClient(_WsClient):
+    """The ``graphql-transport-ws`` protocol: connection_init/ack, subscribe, next,
+    error, complete, ping/pong."""
+
+    skip_types = frozenset({"ping", "pong"})
+
+    async def _on_skipped(self, message: Json) -> None:
+        if message["type"] == "ping":
+            await self.send({"type": "pong"})
+
+    async def init(self, token: str | None) -> Json:
+        """Send connection_init; returns the server's answer (connection_ack)."""
+        await self.send({"type": "connection_init", "payload": bearer(token)})
+        return await self.receive()
 
     async def subscribe(self, query: str, variables: Json | None = None) -> str:
-        self._ids += 1
-        op_id = str(self._ids)
+        op_id = self._next_id()
         payload: Json = {"query": query}
         if variables is not None:
             payload["variables"] = variables
@@ -296,29 +352,37 @@ class TransportWsClient:
 
     async def next_data(self, op_id: str, timeout: float = TIMEOUT) -> Json:
         """The ``data`` of the next ``next`` message of ``op_id``; fails on anything else."""
-        message = await self.receive(timeout)
-        assert message.get("id") == op_id, message
+        message = await self.receive_for(op_id, timeout)
         assert message["type"] == "next", message
         assert not message["payload"].get("errors"), message
         return cast(Json, message["payload"]["data"])
 
+    async def errors_of(self, op_id: str) -> list[Json]:
+        """The errors the server answers ``op_id`` with; fails if it sends any data.
+
+        Either an ``error`` message, or a ``next`` with errors and null data and then
+        ``complete``."""
+        message = await self.receive_for(op_id)
+        if message["type"] == "error":
+            return cast(list[Json], message["payload"])
+        assert message["type"] == "next", message
+        assert message["payload"].get("data") is None, message
+        errors = cast(list[Json], message["payload"].get("errors"))
+        assert errors, message
+        done = await self.receive_for(op_id)
+        assert done["type"] == "complete", done
+        return errors
+
     async def complete(self, op_id: str) -> None:
         await self.send({"id": op_id, "type": "complete"})
-
-    async def expect_silence(self, seconds: float) -> None:
-        """No message arrives for ``seconds``."""
-        try:
-            message = await _receive(self.ws, seconds)
-        except TimeoutError:
-            return
-        raise AssertionError(f"unexpected message: {message}")
 
 
 @asynccontextmanager
 async def transport_ws(ws_url: str, token: str | None) -> AsyncIterator[TransportWsClient]:
     """A connected and acknowledged graphql-transport-ws client."""
-    async with connect(ws_url, subprotocols=[TRANSPORT_WS], proxy=None,
-                       open_timeout=TIMEOUT, close_timeout=2) as ws:
+    async with connect(
+        ws_url, subprotocols=[TRANSPORT_WS], proxy=None, open_timeout=TIMEOUT, close_timeout=2
+    ) as ws:
         assert ws.subprotocol == TRANSPORT_WS
         client = TransportWsClient(ws)
         ack = await client.init(token)
@@ -326,30 +390,18 @@ async def transport_ws(ws_url: str, token: str | None) -> AsyncIterator[Transpor
         yield client
 
 
-class LegacyWsClient:
+class LegacyWsClient(_WsClient):
     """The legacy ``graphql-ws`` (subscriptions-transport-ws) protocol: connection_init,
     connection_ack, ka, start, data, error, complete, stop."""
 
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self._ids = 0
-
-    async def send(self, message: Json) -> None:
-        await self.ws.send(json.dumps(message))
-
-    async def receive(self, timeout: float = TIMEOUT) -> Json:
-        while True:
-            message = await _receive(self.ws, timeout)
-            if message.get("type") != "ka":
-                return message
+    skip_types = frozenset({"ka"})
 
     async def init(self, token: str | None) -> Json:
         await self.send({"type": "connection_init", "payload": bearer(token)})
         return await self.receive()
 
     async def start(self, query: str, variables: Json | None = None) -> str:
-        self._ids += 1
-        op_id = f"legacy-{self._ids}"
+        op_id = self._next_id()
         payload: Json = {"query": query}
         if variables is not None:
             payload["variables"] = variables
@@ -357,8 +409,7 @@ class LegacyWsClient:
         return op_id
 
     async def next_data(self, op_id: str, timeout: float = TIMEOUT) -> Json:
-        message = await self.receive(timeout)
-        assert message.get("id") == op_id, message
+        message = await self.receive_for(op_id, timeout)
         assert message["type"] == "data", message
         assert not message["payload"].get("errors"), message
         return cast(Json, message["payload"]["data"])
@@ -369,10 +420,35 @@ class LegacyWsClient:
 
 @asynccontextmanager
 async def legacy_ws(ws_url: str, token: str | None) -> AsyncIterator[LegacyWsClient]:
-    async with connect(ws_url, subprotocols=[LEGACY_WS], proxy=None,
-                       open_timeout=TIMEOUT, close_timeout=2) as ws:
+    """A connected and acknowledged legacy graphql-ws client."""
+    async with connect(
+        ws_url, subprotocols=[LEGACY_WS], proxy=None, open_timeout=TIMEOUT, close_timeout=2
+    ) as ws:
         assert ws.subprotocol == LEGACY_WS
         client = LegacyWsClient(ws)
         ack = await client.init(token)
         assert ack["type"] == "connection_ack", ack
         yield client
+
+
+ORDER_STATUS = f"""subscription($id: ID!) {{
+  orderStatus(orderId: $id) {{ {ORDER_EVENT_FIELDS} }}
+}}"""
+MY_ORDERS = f"subscription {{ myOrders {{ {ORDER_EVENT_FIELDS} }} }}"
+
+
+async def follow_my_orders(client: TransportWsClient, live_order_id: str) -> str:
+    """Subscribe to ``myOrders`` and return its operation id once it is live.
+
+    graphql-transport-ws has no per-operation acknowledgement, so a barrier is used:
+    an ``orderStatus`` subscription to ``live_order_id`` (one of the caller's orders),
+    started after ``myOrders`` on the same connection. Its Snapshot needs a database
+    read; by the time it arrives the ``myOrders`` subscription is registered too.
+    The barrier operation is completed before returning.
+    """
+    my_orders = await client.subscribe(MY_ORDERS)
+    barrier = await client.subscribe(ORDER_STATUS, {"id": live_order_id})
+    snapshot = await client.next_data(barrier)
+    assert snapshot["orderStatus"]["event"] == "Snapshot", snapshot
+    await client.complete(barrier)
+    return my_orders
