@@ -80,7 +80,8 @@ class ErrorCodes(SchemaExtension):
     def _process(self, result: object) -> None:
         if isinstance(result, _HasErrors) and result.errors:
             result.errors = [
-                error if "code" in (error.extensions or {})  # already done
+                error
+                if "code" in (error.extensions or {})  # already done
                 else with_code(error, expose_internal=self.expose_internal)
                 for error in result.errors
             ]

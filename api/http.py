@@ -16,6 +16,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
+from api import consistency
 from api.auth import InvalidToken, actor_from_header
 from api.context import Context
 from api.errors import request_error, with_code
@@ -110,6 +111,33 @@ async def _read_params(request: Request) -> dict[str, Any]:
     return params
 
 
+def read_model_extension(services: Services) -> dict[str, Any]:
+    """Where the read models are: the position every projection has reached, and for
+    how long they have been behind the newest event this process knows of."""
+    runner = services.runner
+    position = runner.position
+    return {"position": position, "lagMs": round(runner.lag_ms(position), 1)}
+
+
+async def _await_consistency(request: Request, services: Services) -> dict[str, Any] | None:
+    """Honour ``Shopfront-Consistency``: None once the read models have reached it."""
+    header = request.headers.get(consistency.HEADER)
+    if header is None:
+        return None
+    try:
+        position = consistency.decode(header)
+    except ValueError as error:
+        raise BadRequest(str(error)) from None
+    timeout = services.settings.read_your_writes_timeout
+    if await services.runner.wait_for(position, timeout):
+        return None
+    return request_error(
+        f"The read models have not reached this consistency token within {timeout:g} s; "
+        "retry shortly",
+        "READ_MODEL_BEHIND",
+    )
+
+
 @functools.lru_cache(maxsize=1024)
 def _operation_count(query: str) -> int:
     """How many operations a document defines (0 if it does not parse: reported later)."""
@@ -149,6 +177,7 @@ async def graphql_http(request: Request, services: Services) -> Response:
         actor = actor_from_header(
             services.settings.jwt_secret, request.headers.get("authorization")
         )
+        behind = await _await_consistency(request, services)
     except BadRequest as error:
         return _respond(request_error(error.message, error.code), error.status, media_type)
     except InvalidToken as error:
@@ -158,6 +187,8 @@ async def graphql_http(request: Request, services: Services) -> Response:
             media_type,
             {"WWW-Authenticate": "Bearer"},
         )
+    if behind is not None:
+        return _respond(behind, 503, media_type, {"Retry-After": "1"})
     allowed = (
         (OperationType.QUERY,)
         if request.method == "GET"
@@ -218,6 +249,7 @@ async def graphql_http(request: Request, services: Services) -> Response:
     )
     if not is_request_error:
         body["data"] = result.data
+    body["extensions"] = {**(result.extensions or {}), "readModel": read_model_extension(services)}
     status = 400 if is_request_error and media_type == GRAPHQL_RESPONSE else 200
     return _respond(body, status, media_type)
 

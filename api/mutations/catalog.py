@@ -7,7 +7,7 @@ import contextlib
 import strawberry
 
 from api.context import Info
-from api.mutations.common import run_command
+from api.mutations.common import CONSISTENCY_DOC, run_command, token_of
 from api.types.common import UserError
 from api.types.product import Product
 from domain import commands as c
@@ -38,6 +38,7 @@ class ChangeProductPriceInput:
 class ProductPayload:
     product: Product | None
     user_errors: list[UserError]
+    consistency_token: str | None = strawberry.field(default=None, description=CONSISTENCY_DOC)
 
 
 async def _product_payload(info: Info, command: c.Command) -> ProductPayload:
@@ -47,7 +48,11 @@ async def _product_payload(info: Info, command: c.Command) -> ProductPayload:
     with contextlib.suppress(KeyError):  # Strawberry raises if the key was never loaded
         info.context.products.clear(result.entity_id)  # this request may have loaded it
     row = await info.context.products.load(result.entity_id)
-    return ProductPayload(product=None if row is None else Product.from_row(row), user_errors=[])
+    return ProductPayload(
+        product=None if row is None else Product.from_row(row),
+        user_errors=[],
+        consistency_token=token_of(result),
+    )
 
 
 @strawberry.type

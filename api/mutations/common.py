@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from api import consistency
 from api.context import Info
 from api.types.common import UserError
 from domain.bus import CommandResult
@@ -27,6 +28,15 @@ async def run_command(info: Info, command: Command) -> CommandResult | list[User
         if not caught_up:
             log.warning("read models behind position %d after a command", result.position)
     return result
+
+
+CONSISTENCY_DOC = (
+    "Send it as header Shopfront-Consistency on a later request to read at least this write."
+)
+
+
+def token_of(result: CommandResult) -> str | None:
+    return None if result.position is None else consistency.encode(result.position)
 
 
 def not_found(field: str, what: str) -> list[UserError]:

@@ -8,7 +8,7 @@ import strawberry
 
 from api.auth import make_token
 from api.context import Info
-from api.mutations.common import run_command
+from api.mutations.common import CONSISTENCY_DOC, run_command, token_of
 from api.types.common import UserError
 from api.types.customer import Customer
 from domain import commands as c
@@ -27,6 +27,7 @@ class RegisterCustomerPayload:
     customer: Customer | None
     token: str | None
     user_errors: list[UserError]
+    consistency_token: str | None = strawberry.field(default=None, description=CONSISTENCY_DOC)
 
 
 @strawberry.type
@@ -52,4 +53,5 @@ class CustomerMutations:
             customer=None if row is None else Customer.from_row(row),
             token=token,
             user_errors=[],
+            consistency_token=token_of(result),
         )

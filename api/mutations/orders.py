@@ -9,7 +9,7 @@ import strawberry
 
 from api.context import Info
 from api.ids import raw_id_of
-from api.mutations.common import not_found, run_command
+from api.mutations.common import CONSISTENCY_DOC, not_found, run_command, token_of
 from api.queries import visible_order
 from api.types.common import UserError
 from api.types.order import Order
@@ -55,6 +55,7 @@ class DeliverOrderInput:
 class OrderPayload:
     order: Order | None
     user_errors: list[UserError]
+    consistency_token: str | None = strawberry.field(default=None, description=CONSISTENCY_DOC)
 
 
 async def _order_payload(info: Info, command: c.Command) -> OrderPayload:
@@ -63,7 +64,11 @@ async def _order_payload(info: Info, command: c.Command) -> OrderPayload:
         return OrderPayload(order=None, user_errors=result)
     with contextlib.suppress(KeyError):  # Strawberry raises if the key was never loaded
         info.context.orders.clear(result.entity_id)  # this request may have loaded it
-    return OrderPayload(order=await visible_order(info, result.entity_id), user_errors=[])
+    return OrderPayload(
+        order=await visible_order(info, result.entity_id),
+        user_errors=[],
+        consistency_token=token_of(result),
+    )
 
 
 def _order_id(global_id: str) -> str | None:

@@ -119,7 +119,7 @@ async def test_graphiql_page_and_its_assets(api: Api, live_app: LiveAppLike) -> 
         "GET", "/graphql", params={"query": "{ __typename }"}, headers={"Accept": browser_accept}
     )
     assert response.status_code == 200
-    assert response.json() == {"data": {"__typename": "Query"}}
+    assert response.json()["data"] == {"__typename": "Query"}
 
 
 PROJECTIONS_QUERY = "{ projections { name position headPosition lag lagMs state } }"
