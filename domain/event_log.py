@@ -12,7 +12,6 @@ from sqlalchemy.engine import Connection
 from domain.events import Event
 from domain.write_tables import event_log_head, events
 
-
 _ADVANCE_HEAD = (
     sa.update(event_log_head)
     .where(event_log_head.c.id == 1)

@@ -167,6 +167,8 @@ class ProjectionRunner:
         outcome = await self._in_thread(self._step, dict(self.positions))
         if outcome.checkpoints_moved:
             await self.load_checkpoints()
+            if outcome.changes and self.publish is not None:
+                await self.publish(outcome.changes)  # committed before the move was seen
             return 1
         self.positions.update(outcome.positions)
         self._observe_head(outcome.head)
@@ -183,19 +185,22 @@ class ProjectionRunner:
 
     def _step(self, positions: dict[str, int]) -> StepOutcome:
         outcome = StepOutcome(positions={}, errors={}, changes=[])
+        # One batch per distinct position: a projector stuck on a failing event must not
+        # hold the others to its own window of the log.
         with self.log_engine.connect() as conn:
-            batch = read_events(conn, min(positions.values(), default=0), self.batch_size)
-        if not batch:
+            batches = {p: read_events(conn, p, self.batch_size) for p in set(positions.values())}
+        if not any(batches.values()):
             return outcome
-        outcome.head = batch[-1].position
+        outcome.head = max(batch[-1].position for batch in batches.values() if batch)
         for name, projector in self.projectors.items():
             position = positions[name]
-            todo = [event for event in batch if event.position > position]
+            todo = batches[position]
             if not todo:
                 continue
             try:
                 with self.read_engine.begin() as conn:
-                    changes = projector.apply(conn, todo)
+                    # Claim the batch first: if another runner moved the checkpoint, stop
+                    # before applying (and tripping over) rows it has written already.
                     moved = conn.execute(
                         checkpoints.update()
                         .where(checkpoints.c.name == name, checkpoints.c.position == position)
@@ -203,6 +208,7 @@ class ProjectionRunner:
                     )
                     if moved.rowcount != 1:
                         raise CheckpointMoved(name)
+                    changes = projector.apply(conn, todo)
             except CheckpointMoved:
                 outcome.checkpoints_moved = True
                 return outcome
@@ -283,9 +289,11 @@ class ProjectionRunner:
             position = self.positions.get(name, 0)
             state = "error" if name in self.errors else "running" if self.running else "stopped"
             lag = max(self.head - position, 0)
-            states.append(ProjectionState(
-                name, position, self.head, lag, self.lag_ms(position) if lag else 0.0, state
-            ))
+            states.append(
+                ProjectionState(
+                    name, position, self.head, lag, self.lag_ms(position) if lag else 0.0, state
+                )
+            )
         return states
 
     async def status_from_log(self) -> list[ProjectionState]:

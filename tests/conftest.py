@@ -80,13 +80,16 @@ class LiveApp:
 
 def _env_for(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPFRONT_")}
-    env.update({
-        "SHOPFRONT_WRITE_DATABASE_URL": settings.write_database_url,
-        "SHOPFRONT_READ_DATABASE_URL": settings.read_database_url,
-        "SHOPFRONT_JWT_SECRET": settings.jwt_secret,
-        "SHOPFRONT_PROJECTION_POLL_INTERVAL": "0.2",
-        "SHOPFRONT_LOG_LEVEL": "warning",
-    })
+    env.update(
+        {
+            "SHOPFRONT_WRITE_DATABASE_URL": settings.write_database_url,
+            "SHOPFRONT_READ_DATABASE_URL": settings.read_database_url,
+            "SHOPFRONT_JWT_SECRET": settings.jwt_secret,
+            "SHOPFRONT_PROJECTION_POLL_INTERVAL": "0.2",
+            "SHOPFRONT_LOG_LEVEL": "warning",
+            "SHOPFRONT_READ_YOUR_WRITES_TIMEOUT": "2",
+        }
+    )
     return env
 
 
@@ -94,7 +97,10 @@ def start_server(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[
     with log.open("ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "api", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -125,8 +131,13 @@ def live_app(template_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     work = tmp_path_factory.mktemp("live")
     settings = fresh_settings(template_dir, work / "db")
     env = _env_for(settings)
-    subprocess.run([sys.executable, "-m", "api", "seed", "--demo"], cwd=ROOT, env=env,
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "api", "seed", "--demo"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     import sqlite3
 
     with sqlite3.connect(work / "db" / "write.db") as conn:
@@ -142,10 +153,10 @@ def live_app(template_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         yield LiveApp(
             base_url=f"http://127.0.0.1:{port}",
             ws_url=f"ws://127.0.0.1:{port}/graphql",
-            customer_token=make_token(TEST_SECRET, customer_id, "customer",
-                                      dt.timedelta(seconds=hour)),
-            staff_token=make_token(TEST_SECRET, "staff-test", "staff",
-                                   dt.timedelta(seconds=hour)),
+            customer_token=make_token(
+                TEST_SECRET, customer_id, "customer", dt.timedelta(seconds=hour)
+            ),
+            staff_token=make_token(TEST_SECRET, "staff-test", "staff", dt.timedelta(seconds=hour)),
             customer_id=customer_id,
             env=env,
             process=process,

@@ -1,0 +1,188 @@
+"""The real `shopfront` CLI, run as subprocesses against fresh SQLite files."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from api.auth import decode_token
+from api.database import create_sync_engine
+from domain import write_tables as w
+from projections import read_tables as r
+from projections.registry import PROJECTORS
+from tests.conftest import ROOT, TEST_SECRET, fresh_settings
+from tests.integration.integration_support import checkpoints, snapshot
+
+JWT = re.compile(r"^[\w-]+\.[\w-]+\.[\w-]+$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Shop:
+    path: Path
+    env: dict[str, str]
+
+    @property
+    def write_url(self) -> str:
+        return self.env["SHOPFRONT_WRITE_DATABASE_URL"]
+
+    @property
+    def read_url(self) -> str:
+        return self.env["SHOPFRONT_READ_DATABASE_URL"]
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "api", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def ok(self, *args: str) -> str:
+        done = self.run(*args)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "Traceback" not in done.stderr
+        return done.stdout
+
+    def event_count(self) -> int:
+        with sqlite3.connect(self.path / "write.db") as conn:
+            (count,) = conn.execute("SELECT count(*) FROM events").fetchone()
+        return int(count)
+
+
+def _shop(path: Path) -> Shop:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPFRONT_")}
+    env.update(
+        {
+            "SHOPFRONT_WRITE_DATABASE_URL": f"sqlite+aiosqlite:///{path}/write.db",
+            "SHOPFRONT_READ_DATABASE_URL": f"sqlite+aiosqlite:///{path}/read.db",
+            "SHOPFRONT_JWT_SECRET": TEST_SECRET,
+            "SHOPFRONT_LOG_LEVEL": "warning",
+            "COLUMNS": "200",  # rich wraps tables and messages at the terminal width
+        }
+    )
+    return Shop(path, env)
+
+
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Shop, str]:
+    """Two empty files, then `shopfront migrate`."""
+    path = tmp_path_factory.mktemp("cli")
+    for name in ("write.db", "read.db"):
+        (path / name).touch()
+    shop = _shop(path)
+    return shop, shop.ok("migrate")
+
+
+@pytest.fixture(scope="module")
+def seeded(migrated: tuple[Shop, str]) -> Shop:
+    shop, _ = migrated
+    out = shop.ok("seed", "--customers", "5", "--products", "5", "--orders", "20")
+    assert "Seeded 5 products, 5 customers, 20 orders." in out
+    return shop
+
+
+def _tables(path: Path) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    return {name for (name,) in rows}
+
+
+def test_migrate_creates_both_schemas(migrated: tuple[Shop, str]) -> None:
+    shop, out = migrated
+    assert "latest migration" in out
+    assert _tables(shop.path / "write.db") == {*w.metadata.tables, "alembic_version"}
+    assert _tables(shop.path / "read.db") == {*r.metadata.tables, "alembic_version"}
+    with sqlite3.connect(shop.path / "write.db") as conn:
+        assert conn.execute("SELECT id, position FROM event_log_head").fetchall() == [(1, 0)]
+
+
+def _status(shop: Shop) -> dict[str, list[str]]:
+    """`projections status` as {name: [position, head, lag, lag ms, state]}."""
+    rows = {}
+    for line in shop.ok("projections", "status").splitlines():
+        cells = [cell.strip() for cell in line.strip("│┃ ").split("│")]
+        if cells and cells[0] in PROJECTORS:
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_seed_then_status_shows_no_lag(seeded: Shop) -> None:
+    head = seeded.event_count()
+    assert head > 20
+    status = _status(seeded)
+    assert set(status) == set(PROJECTORS)
+    for name, (position, head_position, lag, _lag_ms, state) in status.items():
+        assert (position, head_position, lag) == (str(head), str(head), "0"), name
+        assert state in ("idle", "running"), name
+
+
+def test_rebuild_one_projection_keeps_identical_rows(seeded: Shop) -> None:
+    engine = create_sync_engine(seeded.read_url, "log")
+    try:
+        before = snapshot(engine)
+        before_checkpoints = checkpoints(engine)
+        out = seeded.ok("projections", "rebuild", "order_history")
+        assert "Rebuilt order_history" in out
+        assert snapshot(engine) == before
+        assert checkpoints(engine) == before_checkpoints
+    finally:
+        engine.dispose()
+
+
+def test_rebuild_of_an_unknown_projection_fails_clearly(seeded: Shop) -> None:
+    done = seeded.run("projections", "rebuild", "nope")
+    assert done.returncode != 0
+    output = done.stdout + done.stderr
+    assert "Unknown projection 'nope'" in output
+    assert all(name in output for name in PROJECTORS)  # says what would have been valid
+    assert "Traceback" not in output
+
+
+def test_token_prints_a_jwt_the_api_accepts(tmp_path: Path) -> None:
+    out = _shop(tmp_path).ok("token", "--sub", "X", "--role", "staff")
+    (token,) = [line for line in out.splitlines() if JWT.match(line)]
+    actor = decode_token(TEST_SECRET, token)
+    assert (actor.id, actor.role) == ("X", "staff")
+
+
+def test_demo_seed_runs_once_and_prints_two_tokens(template_dir: Path, tmp_path: Path) -> None:
+    fresh_settings(template_dir, tmp_path)  # migrated, empty copies
+    shop = _shop(tmp_path)
+    first = shop.ok("seed", "--demo")
+    assert "skipped" not in first
+    seeded_events = shop.event_count()
+    assert seeded_events > 0
+    second = shop.ok("seed", "--demo")
+    assert "skipped" in second
+    assert shop.event_count() == seeded_events
+
+    engine = create_sync_engine(shop.write_url, "log")
+    try:
+        with engine.connect() as conn:
+            demo_id = conn.scalar(
+                sa.select(w.customers.c.id).where(w.customers.c.email == "demo@shopfront.example")
+            )
+    finally:
+        engine.dispose()
+    for out in (first, second):
+        tokens = [line for line in out.splitlines() if JWT.match(line)]
+        actors = [decode_token(TEST_SECRET, token) for token in tokens]
+        assert [(a.id, a.role) for a in actors] == [(demo_id, "customer"), ("staff-demo", "staff")]
+
+
+def test_export_schema_matches_the_committed_schema(tmp_path: Path) -> None:
+    committed = ROOT / "schema.graphql"
+    if not committed.exists():
+        pytest.skip("no schema.graphql committed")
+    out = _shop(tmp_path).ok("export-schema")
+    assert out == committed.read_text()
