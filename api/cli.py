@@ -134,18 +134,41 @@ def projections_status() -> None:
     """Where each projection is in the event log."""
 
     async def work(services: Services) -> None:
-        table = Table("name", "position", "head", "lag", "lag ms", "state")
+        table = Table("name", "position", "head", "lag", "lag ms", "state", "parked")
         for s in await services.runner.status_from_log():
             lag_ms = "-" if s.lag_ms is None else f"{s.lag_ms:.0f}"
+            state = "idle" if s.state == "stopped" else s.state
             table.add_row(
                 s.name,
                 str(s.position),
                 str(s.head_position),
                 str(s.lag),
                 lag_ms,
-                "idle" if s.state == "stopped" else s.state,
+                state,
+                str(s.dead_letters),
             )
         console.print(table)
+        letters = await services.runner.list_dead_letters()
+        if letters:
+            parked = Table(
+                "projection",
+                "position",
+                "stream",
+                "event",
+                "error",
+                "parked at",
+                title="Parked events (shopfront projections retry)",
+            )
+            for d in letters:
+                parked.add_row(
+                    d.name,
+                    str(d.position),
+                    d.stream_id,
+                    d.event_type,
+                    d.error,
+                    d.parked_at.isoformat(timespec="seconds"),
+                )
+            console.print(parked)
 
     _with_services(work)
 
@@ -158,19 +181,40 @@ def projections_rebuild(
 
     async def work(services: Services) -> None:
         names = [name] if name else list(services.runner.projectors)
-        unknown = [n for n in names if n not in services.runner.projectors]
-        if unknown:
-            console.print(
-                f"Unknown projection {unknown[0]!r}; one of: "
-                + ", ".join(services.runner.projectors)
-            )
-            raise typer.Exit(2)
+        _check_name(services, name)
         for one in names:
             await services.runner.rebuild(one)
         await services.runner.catch_up()
         console.print(f"Rebuilt {', '.join(names)} up to position {services.runner.position}.")
 
     _with_services(work)
+
+
+@projections_app.command("retry")
+def projections_retry(
+    name: Annotated[str | None, typer.Argument(help="One projection; all if left out")] = None,
+) -> None:
+    """Re-apply parked (dead-letter) events, e.g. after a fix; each stream in order."""
+
+    async def work(services: Services) -> None:
+        _check_name(services, name)
+        results = await services.runner.retry(name)
+        if not results:
+            console.print("No parked events.")
+        for pname, (applied, remaining) in results.items():
+            console.print(f"{pname}: re-applied {applied}, still parked {remaining}")
+        if any(remaining for _, remaining in results.values()):
+            raise typer.Exit(1)
+
+    _with_services(work)
+
+
+def _check_name(services: Services, name: str | None) -> None:
+    if name is not None and name not in services.runner.projectors:
+        console.print(
+            f"Unknown projection {name!r}; one of: " + ", ".join(services.runner.projectors)
+        )
+        raise typer.Exit(2)
 
 
 @app.command()

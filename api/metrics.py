@@ -28,14 +28,19 @@ class ProjectionCollector(Collector):
         errors = GaugeMetricFamily(
             "shopfront_projection_errors", "1 if the projector is failing", labels=["name"]
         )
+        parked = GaugeMetricFamily(
+            "shopfront_projection_dead_letters", "Events parked as poison", labels=["name"]
+        )
         for name in runner.projectors:
             applied = runner.positions.get(name, 0)
             position.add_metric([name], applied)
             lag.add_metric([name], max(runner.head - applied, 0))
             errors.add_metric([name], 1 if name in runner.errors else 0)
+            parked.add_metric([name], runner.dead_letters.get(name, 0))
         yield position
         yield lag
         yield errors
+        yield parked
         head = GaugeMetricFamily("shopfront_event_log_head", "Last known event position")
         head.add_metric([], runner.head)
         yield head

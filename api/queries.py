@@ -185,6 +185,7 @@ class Query:
                 lag=s.lag,
                 lag_ms=s.lag_ms,
                 state=s.state,
+                dead_letters=s.dead_letters,
             )
             for s in info.context.services.runner.status()
         ]

@@ -15,6 +15,7 @@ from projections.read_tables import (
     fulfillment_queue,
     order_detail,
     order_history,
+    projection_dead_letters,
     sales_dashboard,
 )
 
@@ -120,6 +121,13 @@ async def dashboard_rows(engine: AsyncEngine, top: int) -> tuple[Sequence[Row], 
         .limit(top),
     )
     return figures, products
+
+
+async def dead_letters(engine: AsyncEngine, name: str, first: int) -> Sequence[Row]:
+    t = projection_dead_letters
+    return await fetch_all(
+        engine, sa.select(t).where(t.c.name == name).order_by(t.c.position).limit(first)
+    )
 
 
 async def customer_by_email(engine: AsyncEngine, email: str) -> Row | None:

@@ -40,6 +40,7 @@ class Services:
             batch_size=settings.projection_batch_size,
             poll_interval=settings.projection_poll_interval,
             publish=broker.publish,
+            crash_before_commit=settings.test_crash_before_commit,
         )
         bus = CommandBus(write_engine, on_commit=runner.notify)
         return cls(

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     # Browser origins allowed to open a WebSocket (same-origin is always allowed).
     allowed_origins: list[str] = Field(default_factory=list)
     log_level: str = "info"
+    # Test-only fault injection: "NAME[:N]" kills the process (SIGKILL) after projector NAME
+    # has written its rows for the N-th time, before they commit. Never set it in production.
+    test_crash_before_commit: str | None = None
 
     @property
     def is_dev(self) -> bool:

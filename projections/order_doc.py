@@ -99,17 +99,19 @@ class OrderDocProjector:
 
     ``row_of`` decides each order's row; ``keeps_all`` says whether every order has a
     row for life (so an event for an order without one is an error) or only some do.
+    ``changes_table``, if given, also keeps the document after every event (for replay),
+    and makes this projector the one whose commits are published to subscribers.
     """
 
     name: str
     table: sa.Table
     row_of: RowOf
     keeps_all: bool = True
-    publishes: bool = False
+    changes_table: sa.Table | None = None
 
     @property
     def tables(self) -> tuple[sa.Table, ...]:
-        return (self.table,)
+        return (self.table,) if self.changes_table is None else (self.table, self.changes_table)
 
     def apply(
         self, conn: Connection, events: Sequence[StoredEvent[Event]]
@@ -125,34 +127,64 @@ class OrderDocProjector:
         }
         docs: dict[str, Doc | None] = {order_id: stored.get(order_id) for order_id in ids}
         changes: list[OrderChange] = []
-        touched: set[str] = set()
         for ev in order_events:
             order_id: str = ev.data.order_id  # type: ignore[attr-defined]
             doc = docs[order_id]
             if doc is None and ev.type != "OrderPlaced" and not self.keeps_all:
                 continue  # an order this screen no longer (or never) shows
             doc = docs[order_id] = apply_event(doc, ev)
-            touched.add(order_id)
-            if self.publishes:
-                changes.append(
-                    OrderChange(
-                        order_id,
-                        doc["customer_id"],
-                        ev.stream_version,
-                        ev.type,
-                        ev.occurred_at,
-                        doc,
-                    )
+            changes.append(
+                OrderChange(
+                    order_id, doc["customer_id"], ev.stream_version, ev.type, ev.occurred_at, doc
                 )
+            )
+        self._write(conn, stored, docs, {change.order_id for change in changes})
+        if self.changes_table is None:
+            return ()
+        if changes:
+            conn.execute(
+                self.changes_table.insert(),
+                [
+                    {
+                        "order_id": ch.order_id,
+                        "version": ch.version,
+                        "event": ch.event,
+                        "occurred_at": ch.occurred_at,
+                        "doc": dumps(ch.doc),
+                    }
+                    for ch in changes
+                ],
+            )
+        return changes
+
+    def _write(
+        self,
+        conn: Connection,
+        stored: dict[str, Doc],
+        docs: dict[str, Doc | None],
+        touched: set[str],
+    ) -> None:
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        deletes: list[dict[str, Any]] = []
         for order_id in touched:
             doc = docs[order_id]
             assert doc is not None
             row = self.row_of(doc)
             if row is None:
                 if order_id in stored:
-                    conn.execute(sa.delete(self.table).where(key == order_id))
+                    deletes.append({"k_order_id": order_id})
             elif order_id in stored:
-                conn.execute(sa.update(self.table).where(key == order_id).values(row))
+                updates.append({"k_order_id": order_id, **row})
             else:
-                conn.execute(sa.insert(self.table).values(order_id=order_id, **row))
-        return changes
+                inserts.append({"order_id": order_id, **row})
+        key = self.table.c.order_id == sa.bindparam("k_order_id")
+        if deletes:
+            conn.execute(sa.delete(self.table).where(key), deletes)
+        if updates:
+            columns: dict[str, Any] = {
+                name: sa.bindparam(name) for name in updates[0] if name != "k_order_id"
+            }
+            conn.execute(sa.update(self.table).where(key).values(columns), updates)
+        if inserts:
+            conn.execute(sa.insert(self.table), inserts)

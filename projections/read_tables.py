@@ -50,6 +50,18 @@ order_detail = sa.Table(
     sa.Column("doc", sa.Text, nullable=False),
 )
 
+# Every state the order detail screen went through, for subscribers that reconnect
+# (orderStatus(afterVersion:)): the order document right after each of its events.
+order_changes = sa.Table(
+    "order_changes",
+    metadata,
+    sa.Column("order_id", sa.String(36), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("event", sa.String(64), nullable=False),
+    sa.Column("occurred_at", Timestamp, nullable=False),
+    sa.Column("doc", sa.Text, nullable=False),
+)
+
 # Fulfillment queue screen: open orders; the paid ones are the queue, oldest payment first.
 fulfillment_queue = sa.Table(
     "fulfillment_queue",
@@ -92,4 +104,18 @@ projection_checkpoints = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("position", Position, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
+)
+
+# Events a projector could not apply ("poison"), parked with the error; later events of the
+# same stream wait here behind them, so each order's events still apply in order.
+projection_dead_letters = sa.Table(
+    "projection_dead_letters",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("position", Position, primary_key=True),
+    sa.Column("stream_id", sa.String(64), nullable=False),
+    sa.Column("event_type", sa.String(64), nullable=False),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("parked_at", Timestamp, nullable=False),
+    sa.Index("ix_projection_dead_letters_stream", "name", "stream_id"),
 )

@@ -13,6 +13,8 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
+import os
+import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,9 +23,12 @@ from typing import ParamSpec, TypeVar
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
+from projections import dead_letters
 from projections.base import OrderChange, Projector
-from projections.event_source import head_position, occurred_at, read_events
+from projections.dead_letters import apply_or_park
+from projections.event_source import head_position, occurred_at, read_events, read_events_at
 from projections.read_tables import projection_checkpoints as checkpoints
+from projections.read_tables import projection_dead_letters as dead_letters_table
 
 log = logging.getLogger("shopfront.projections")
 Publish = Callable[[Sequence[OrderChange]], Awaitable[None]]
@@ -43,6 +48,7 @@ class ProjectionState:
     lag: int
     lag_ms: float | None
     state: str
+    dead_letters: int
 
 
 @dataclasses.dataclass(slots=True)
@@ -50,6 +56,7 @@ class StepOutcome:
     positions: dict[str, int]
     errors: dict[str, str | None]
     changes: list[OrderChange]
+    dead_letters: dict[str, int] | None = None
     advanced: int = 0
     head: int = 0
     checkpoints_moved: bool = False
@@ -65,6 +72,7 @@ class ProjectionRunner:
         batch_size: int = 500,
         poll_interval: float = 0.5,
         publish: Publish | None = None,
+        crash_before_commit: str | None = None,
     ) -> None:
         self.log_engine = log_engine
         self.read_engine = read_engine
@@ -74,6 +82,11 @@ class ProjectionRunner:
         self.publish = publish
         self.positions: dict[str, int] = {}
         self.errors: dict[str, str] = {}
+        self.dead_letters: dict[str, int] = {}
+        # Test-only fault injection, "NAME" or "NAME:N": die like SIGKILL after applying
+        # NAME's rows (the N-th time), before its transaction commits.
+        self._crash_name, _, after = (crash_before_commit or "").partition(":")
+        self._crash_countdown = int(after or 1)
         self.head = 0
         # (position, monotonic time) each time the known head moved: how long the
         # projections have been behind, without reading the event log again.
@@ -90,7 +103,22 @@ class ProjectionRunner:
     # -- life cycle ---------------------------------------------------------------------
     async def load_checkpoints(self) -> None:
         self.positions, head = await self._in_thread(self._load_checkpoints)
+        self.dead_letters = await self._in_thread(self._count_dead_letters)
         self._observe_head(head)
+
+    def _fault_point(self, name: str) -> None:
+        if name == self._crash_name:
+            self._crash_countdown -= 1
+            if self._crash_countdown <= 0:
+                log.warning("fault injection: killing the process before %s commits", name)
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    def _count_dead_letters(self) -> dict[str, int]:
+        table = dead_letters_table
+        with self.read_engine.connect() as conn:
+            rows = conn.execute(sa.select(table.c.name, sa.func.count()).group_by(table.c.name))
+            counts: dict[str, int] = {row[0]: row[1] for row in rows}
+        return {name: int(counts.get(name, 0)) for name in self.projectors}
 
     def _load_checkpoints(self) -> tuple[dict[str, int], int]:
         with self.read_engine.begin() as conn:
@@ -171,6 +199,8 @@ class ProjectionRunner:
                 await self.publish(outcome.changes)  # committed before the move was seen
             return 1
         self.positions.update(outcome.positions)
+        if outcome.dead_letters is not None:
+            self.dead_letters = outcome.dead_letters
         self._observe_head(outcome.head)
         for name, error in outcome.errors.items():
             if error is None:
@@ -208,11 +238,12 @@ class ProjectionRunner:
                     )
                     if moved.rowcount != 1:
                         raise CheckpointMoved(name)
-                    changes = projector.apply(conn, todo)
+                    changes = apply_or_park(conn, name, projector, todo)
+                    self._fault_point(name)
             except CheckpointMoved:
                 outcome.checkpoints_moved = True
                 return outcome
-            except Exception as error:
+            except Exception as error:  # the database itself failed: retry the batch later
                 outcome.errors[name] = f"{type(error).__name__}: {error}"
                 log.exception("projector %s failed after position %d", name, position)
                 continue
@@ -220,6 +251,8 @@ class ProjectionRunner:
             outcome.positions[name] = todo[-1].position
             outcome.changes.extend(changes)
             outcome.advanced = max(outcome.advanced, len(todo))
+        if outcome.advanced:
+            outcome.dead_letters = self._count_dead_letters()
         return outcome
 
     async def catch_up(self, timeout: float | None = None) -> None:
@@ -291,7 +324,13 @@ class ProjectionRunner:
             lag = max(self.head - position, 0)
             states.append(
                 ProjectionState(
-                    name, position, self.head, lag, self.lag_ms(position) if lag else 0.0, state
+                    name,
+                    position,
+                    self.head,
+                    lag,
+                    self.lag_ms(position) if lag else 0.0,
+                    state,
+                    self.dead_letters.get(name, 0),
                 )
             )
         return states
@@ -311,3 +350,43 @@ class ProjectionRunner:
             dataclasses.replace(s, lag_ms=await self._in_thread(lag_ms, s.position))
             for s in self.status()
         ]
+
+    async def list_dead_letters(self) -> list[dead_letters.DeadLetter]:
+        def work() -> list[dead_letters.DeadLetter]:
+            with self.read_engine.connect() as conn:
+                return dead_letters.list_dead_letters(conn)
+
+        return await self._in_thread(work)
+
+    async def retry(self, name: str | None = None) -> dict[str, tuple[int, int]]:
+        """Re-apply parked events (of one projector, or all); returns, per projector with
+        parked events, (how many applied now, how many still parked)."""
+
+        def work() -> tuple[dict[str, tuple[int, int]], list[OrderChange]]:
+            results: dict[str, tuple[int, int]] = {}
+            published: list[OrderChange] = []
+            for pname, projector in self.projectors.items():
+                if name is not None and pname != name:
+                    continue
+                with self.read_engine.begin() as conn:
+                    # Take the checkpoint row's lock: a live runner waits for us.
+                    conn.execute(
+                        checkpoints.update()
+                        .where(checkpoints.c.name == pname)
+                        .values(updated_at=dt.datetime.now(dt.UTC))
+                    )
+                    letters = dead_letters.list_dead_letters(conn, pname)
+                    if not letters:
+                        continue
+                    with self.log_engine.connect() as log_conn:
+                        events = read_events_at(log_conn, [d.position for d in letters])
+                    applied, changes = dead_letters.retry(conn, pname, projector, events)
+                results[pname] = (applied, len(letters) - applied)
+                published.extend(changes)
+            return results, published
+
+        results, changes = await self._in_thread(work)
+        self.dead_letters = await self._in_thread(self._count_dead_letters)
+        if changes and self.publish is not None:
+            await self.publish(changes)
+        return results

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import strawberry
 
+from api import readers
+from api.context import Info
+from api.types.common import check_first
 from api.types.order import OrderStatus
+from projections.base import as_utc
 
 
 @strawberry.type
@@ -29,6 +35,15 @@ class SalesDashboard:
     top_products: list[ProductSales]
 
 
+@strawberry.type(description="An event a projector could not apply, parked with its error.")
+class ParkedEvent:
+    position: int
+    stream_id: str
+    event_type: str
+    error: str
+    parked_at: dt.datetime
+
+
 @strawberry.type
 class ProjectionStatus:
     name: str
@@ -37,3 +52,20 @@ class ProjectionStatus:
     lag: int
     lag_ms: float | None
     state: str
+    dead_letters: int = strawberry.field(description="How many events are parked.")
+
+    @strawberry.field(description="The parked events, oldest first.")
+    async def parked_events(self, info: Info, first: int = 20) -> list[ParkedEvent]:
+        rows = await readers.dead_letters(
+            info.context.services.read_engine, self.name, check_first(first, 20)
+        )
+        return [
+            ParkedEvent(
+                position=row.position,
+                stream_id=row.stream_id,
+                event_type=row.event_type,
+                error=row.error,
+                parked_at=as_utc(row.parked_at),
+            )
+            for row in rows
+        ]

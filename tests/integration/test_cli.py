@@ -107,7 +107,7 @@ def test_migrate_creates_both_schemas(migrated: tuple[Shop, str]) -> None:
 
 
 def _status(shop: Shop) -> dict[str, list[str]]:
-    """`projections status` as {name: [position, head, lag, lag ms, state]}."""
+    """`projections status` as {name: [position, head, lag, lag ms, state, parked]}."""
     rows = {}
     for line in shop.ok("projections", "status").splitlines():
         cells = [cell.strip() for cell in line.strip("│┃ ").split("│")]
@@ -121,9 +121,10 @@ def test_seed_then_status_shows_no_lag(seeded: Shop) -> None:
     assert head > 20
     status = _status(seeded)
     assert set(status) == set(PROJECTORS)
-    for name, (position, head_position, lag, _lag_ms, state) in status.items():
+    for name, (position, head_position, lag, _lag_ms, state, parked) in status.items():
         assert (position, head_position, lag) == (str(head), str(head), "0"), name
         assert state in ("idle", "running"), name
+        assert parked == "0", name
 
 
 def test_rebuild_one_projection_keeps_identical_rows(seeded: Shop) -> None:

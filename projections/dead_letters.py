@@ -1,0 +1,140 @@
+"""Poison events: an event a projector raises on is parked with its error instead of
+stopping the projector. Later events of the same stream are parked behind it, so each
+order's events still apply in order; other streams go on. ``retry`` re-applies them.
+
+Database failures are not poison: they propagate, and the whole batch is retried later.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from domain.events import Event
+from projections.base import OrderChange, Projector, StoredEvent
+from projections.event_source import Undecodable
+from projections.read_tables import projection_dead_letters as dead
+
+log = logging.getLogger("shopfront.projections")
+WAITING = "waiting behind an earlier parked event of this stream"
+
+
+def parked_streams(conn: Connection, name: str) -> set[str]:
+    return set(conn.scalars(sa.select(dead.c.stream_id).where(dead.c.name == name).distinct()))
+
+
+def _park(conn: Connection, name: str, event: StoredEvent[Event], error: str) -> None:
+    conn.execute(
+        dead.insert().values(
+            name=name,
+            position=event.position,
+            stream_id=event.stream_id,
+            event_type=event.type,
+            error=error[:2000],
+            parked_at=dt.datetime.now(dt.UTC),
+        )
+    )
+
+
+def _describe(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def apply_or_park(
+    conn: Connection, name: str, projector: Projector, events: Sequence[StoredEvent[Event]]
+) -> list[OrderChange]:
+    """Apply ``events`` in the caller's transaction, parking poison events."""
+    # stream -> position after which its events wait (0: parked before this batch).
+    blocked = dict.fromkeys(parked_streams(conn, name), 0)
+    for event in events:
+        if isinstance(event.data, Undecodable) and event.stream_id not in blocked:
+            _park(conn, name, event, f"cannot read the stored event: {event.data.error}")
+            blocked[event.stream_id] = event.position
+    ready = [event for event in events if event.stream_id not in blocked]
+    changes: list[OrderChange] = []
+    try:
+        with conn.begin_nested():
+            changes.extend(projector.apply(conn, ready))
+    except sa.exc.OperationalError:
+        raise
+    except Exception:
+        # Someone in the batch is poison: go one by one to find it (and only it).
+        changes = []
+        for event in ready:
+            if event.stream_id in blocked:
+                continue
+            try:
+                with conn.begin_nested():
+                    changes.extend(projector.apply(conn, [event]))
+            except sa.exc.OperationalError:
+                raise
+            except Exception as error:
+                log.error(
+                    "projector %s parked event %d (%s): %s",
+                    name,
+                    event.position,
+                    event.type,
+                    _describe(error),
+                )
+                _park(conn, name, event, _describe(error))
+                blocked[event.stream_id] = event.position
+    for event in events:
+        if blocked.get(event.stream_id, event.position) < event.position:
+            _park(conn, name, event, WAITING)
+    return changes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeadLetter:
+    name: str
+    position: int
+    stream_id: str
+    event_type: str
+    error: str
+    parked_at: dt.datetime
+
+
+def list_dead_letters(conn: Connection, name: str | None = None) -> list[DeadLetter]:
+    query = sa.select(dead).order_by(dead.c.name, dead.c.position)
+    if name is not None:
+        query = query.where(dead.c.name == name)
+    return [
+        DeadLetter(r.name, r.position, r.stream_id, r.event_type, r.error, r.parked_at)
+        for r in conn.execute(query)
+    ]
+
+
+def retry(
+    conn: Connection, name: str, projector: Projector, events: Sequence[StoredEvent[Event]]
+) -> tuple[int, list[OrderChange]]:
+    """Re-apply parked events (given in position order) in the caller's transaction.
+    Each stream goes as far as it can; returns (how many applied, their changes)."""
+    still_blocked: set[str] = set()
+    applied = 0
+    changes: list[OrderChange] = []
+    for event in events:
+        where = (dead.c.name == name) & (dead.c.position == event.position)
+        if event.stream_id in still_blocked:
+            continue
+        if isinstance(event.data, Undecodable):
+            error = f"cannot read the stored event: {event.data.error}"
+            conn.execute(dead.update().where(where).values(error=error[:2000]))
+            still_blocked.add(event.stream_id)
+            continue
+        try:
+            with conn.begin_nested():
+                changes.extend(projector.apply(conn, [event]))
+                conn.execute(dead.delete().where(where))
+        except sa.exc.OperationalError:
+            raise
+        except Exception as error:
+            conn.execute(dead.update().where(where).values(error=_describe(error)[:2000]))
+            still_blocked.add(event.stream_id)
+            continue
+        applied += 1
+    return applied, changes
