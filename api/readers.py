@@ -9,6 +9,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from projections.base import OrderChange, as_utc
 from projections.read_tables import (
     catalog_products,
     customer_profiles,
@@ -18,6 +19,7 @@ from projections.read_tables import (
     projection_dead_letters,
     sales_dashboard,
 )
+from projections.read_tables import order_changes as order_changes_table
 
 Row = sa.Row[Any]
 Doc = dict[str, Any]
@@ -121,6 +123,29 @@ async def dashboard_rows(engine: AsyncEngine, top: int) -> tuple[Sequence[Row], 
         .limit(top),
     )
     return figures, products
+
+
+async def order_changes(engine: AsyncEngine, order_id: str, after: int) -> list[OrderChange]:
+    """The order after each of its events with a version above ``after``, in order."""
+    t = order_changes_table
+    rows = await fetch_all(
+        engine,
+        sa.select(t).where(t.c.order_id == order_id, t.c.version > after).order_by(t.c.version),
+    )
+    changes = []
+    for row in rows:
+        doc = orjson.loads(row.doc)
+        changes.append(
+            OrderChange(
+                row.order_id,
+                doc["customer_id"],
+                row.version,
+                row.event,
+                as_utc(row.occurred_at),
+                doc,
+            )
+        )
+    return changes
 
 
 async def dead_letters(engine: AsyncEngine, name: str, first: int) -> Sequence[Row]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncGenerator
+from typing import Annotated
 
 import strawberry
 
@@ -31,7 +32,16 @@ class Subscription:
         description='First the order as it is now (event "Snapshot"), then every change.'
     )
     async def order_status(
-        self, info: Info, order_id: strawberry.ID
+        self,
+        info: Info,
+        order_id: strawberry.ID,
+        after_version: Annotated[
+            int | None,
+            strawberry.argument(
+                description="Resume: replay every change after this version (instead of the "
+                "Snapshot), then go on live."
+            ),
+        ] = None,
     ) -> AsyncGenerator[OrderEvent, None]:
         actor = info.context.actor
         if actor is None:
@@ -47,13 +57,19 @@ class Subscription:
             doc = docs.get(raw_id)
             if doc is None or not can_see_order(actor, doc["customer_id"]):
                 raise ApiError("NOT_FOUND", "No such order")
-            version = doc["version"]
-            yield OrderEvent(
-                event="Snapshot",
-                version=version,
-                occurred_at=dt.datetime.fromisoformat(doc["updated_at"]),
-                order=Order.from_doc(doc),
-            )
+            if after_version is None:
+                version = doc["version"]
+                yield OrderEvent(
+                    event="Snapshot",
+                    version=version,
+                    occurred_at=dt.datetime.fromisoformat(doc["updated_at"]),
+                    order=Order.from_doc(doc),
+                )
+            else:
+                version = max(after_version, 0)
+                for change in await readers.order_changes(services.read_engine, raw_id, version):
+                    version = change.version
+                    yield _event(change)
             async for change in subscription:
                 if change.version > version:  # the snapshot already covered older ones
                     version = change.version

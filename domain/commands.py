@@ -67,12 +67,16 @@ class PlaceOrder(Command):
 @dataclasses.dataclass(frozen=True, slots=True)
 class PayOrder(Command):
     order_id: str
+    # Optimistic concurrency on the wire: refuse if the order moved past this version.
+    expected_version: int | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class CancelOrder(Command):
     order_id: str
     reason: str | None = None
+    # Optimistic concurrency on the wire: refuse if the order moved past this version.
+    expected_version: int | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -80,8 +84,12 @@ class ShipOrder(Command):
     order_id: str
     carrier: str
     tracking_number: str
+    # Optimistic concurrency on the wire: refuse if the order moved past this version.
+    expected_version: int | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class DeliverOrder(Command):
     order_id: str
+    # Optimistic concurrency on the wire: refuse if the order moved past this version.
+    expected_version: int | None = None

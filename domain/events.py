@@ -28,6 +28,10 @@ class CustomerRegistered(Event):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ProductAdded(Event):
+    """v2 added ``currency``; v1 payloads (a single-currency shop, EUR) are upcast."""
+
+    SCHEMA_VERSION: ClassVar[int] = 2
+
     product_id: str
     sku: str
     name: str
@@ -130,7 +134,15 @@ ORDER_EVENT_TYPES = frozenset(
 # Upcasters turn a stored payload of an older schema version into the next version:
 # (event type, from version) -> function. Projectors only ever see current versions.
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
-UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+
+
+def _product_added_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    return {"currency": "EUR", **payload}
+
+
+UPCASTERS: dict[tuple[str, int], Upcaster] = {
+    ("ProductAdded", 1): _product_added_v1_to_v2,
+}
 
 
 def upcast(event_type: str, schema_version: int, payload: dict[str, Any]) -> dict[str, Any]:

@@ -169,6 +169,17 @@ def transition(action: str, current: OrderStatus) -> OrderStatus:
     return TARGET[action]
 
 
+def check_version(expected: int | None, actual: int) -> None:
+    """A client that says which version it saw gets a refusal, not a surprise, if the
+    order has moved on since."""
+    if expected is not None and expected != actual:
+        raise DomainError(
+            "VERSION_CONFLICT",
+            f"The order is at version {actual}, not {expected}: reload it and decide again",
+            "expectedVersion",
+        )
+
+
 def authorize_order_action(action: str, actor: Actor | None, owner_id: str) -> Actor:
     """pay: the owner; cancel: the owner or staff; ship/deliver: staff only."""
     if actor is None:

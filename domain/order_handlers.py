@@ -175,14 +175,17 @@ def place_order(conn: Connection, cmd: c.PlaceOrder, rec: Recorder) -> str:
     return order_id
 
 
-def _transition(
-    conn: Connection, action: str, cmd: c.Command, order_id: str, rec: Recorder
-) -> tuple[Any, int]:
+OrderCommand = c.PayOrder | c.CancelOrder | c.ShipOrder | c.DeliverOrder
+
+
+def _transition(conn: Connection, action: str, cmd: OrderCommand, rec: Recorder) -> tuple[Any, int]:
     """Authorize and move the order to its next status; return the row and new version."""
+    order_id = cmd.order_id
     order = conn.execute(_LOAD_ORDER, {"oid": order_id}).first()
     if order is None:
         raise model.DomainError("NOT_FOUND", "No such order", "orderId")
     model.authorize_order_action(action, cmd.actor, order.customer_id)
+    model.check_version(cmd.expected_version, order.version)
     status = model.transition(action, model.OrderStatus(order.status))
     moved = conn.execute(
         _MOVE_ORDER,
@@ -211,7 +214,7 @@ def _stock(conn: Connection, statement: sa.Update, lines: tuple[e.OrderLineData,
 
 
 def pay_order(conn: Connection, cmd: c.PayOrder, rec: Recorder) -> str:
-    order, version = _transition(conn, "pay", cmd, cmd.order_id, rec)
+    order, version = _transition(conn, "pay", cmd, rec)
     conn.execute(
         payments.insert(),
         {
@@ -233,7 +236,7 @@ def pay_order(conn: Connection, cmd: c.PayOrder, rec: Recorder) -> str:
 
 def cancel_order(conn: Connection, cmd: c.CancelOrder, rec: Recorder) -> str:
     reason = model.clean_text("reason", cmd.reason) if cmd.reason and cmd.reason.strip() else None
-    order, version = _transition(conn, "cancel", cmd, cmd.order_id, rec)
+    order, version = _transition(conn, "cancel", cmd, rec)
     lines = _lines(conn, order.id)
     _stock(conn, _RELEASE, lines)
     refunded = 0
@@ -258,7 +261,7 @@ def cancel_order(conn: Connection, cmd: c.CancelOrder, rec: Recorder) -> str:
 def ship_order(conn: Connection, cmd: c.ShipOrder, rec: Recorder) -> str:
     carrier = model.clean_text("carrier", cmd.carrier)
     tracking = model.clean_text("trackingNumber", cmd.tracking_number)
-    order, version = _transition(conn, "ship", cmd, cmd.order_id, rec)
+    order, version = _transition(conn, "ship", cmd, rec)
     _stock(conn, _SHIP_STOCK, _lines(conn, order.id))
     conn.execute(
         shipments.insert(),
@@ -280,7 +283,7 @@ def ship_order(conn: Connection, cmd: c.ShipOrder, rec: Recorder) -> str:
 
 
 def deliver_order(conn: Connection, cmd: c.DeliverOrder, rec: Recorder) -> str:
-    order, version = _transition(conn, "deliver", cmd, cmd.order_id, rec)
+    order, version = _transition(conn, "deliver", cmd, rec)
     conn.execute(
         shipments.update()
         .where(shipments.c.order_id == order.id)

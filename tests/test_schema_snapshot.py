@@ -38,7 +38,8 @@ def test_contract_operations_are_in_the_schema() -> None:
         "cancelOrder(",
         "shipOrder(",
         "deliverOrder(",
-        "orderStatus(orderId: ID!",
+        "orderStatus(",
+        "orderId: ID!",
         "myOrders:",
     ):
         assert operation in sdl, operation

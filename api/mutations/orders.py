@@ -4,6 +4,7 @@ shipOrder and deliverOrder (staff)."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import strawberry
 
@@ -14,6 +15,8 @@ from api.queries import visible_order
 from api.types.common import UserError
 from api.types.order import Order
 from domain import commands as c
+
+EXPECTED_DOC = "Refuse (userError VERSION_CONFLICT) unless the order is still at this version."
 
 
 @strawberry.input
@@ -31,12 +34,14 @@ class PlaceOrderInput:
 @strawberry.input
 class PayOrderInput:
     order_id: strawberry.ID
+    expected_version: int | None = strawberry.field(default=None, description=EXPECTED_DOC)
 
 
 @strawberry.input
 class CancelOrderInput:
     order_id: strawberry.ID
     reason: str | None = None
+    expected_version: int | None = strawberry.field(default=None, description=EXPECTED_DOC)
 
 
 @strawberry.input
@@ -44,11 +49,13 @@ class ShipOrderInput:
     order_id: strawberry.ID
     carrier: str
     tracking_number: str
+    expected_version: int | None = strawberry.field(default=None, description=EXPECTED_DOC)
 
 
 @strawberry.input
 class DeliverOrderInput:
     order_id: strawberry.ID
+    expected_version: int | None = strawberry.field(default=None, description=EXPECTED_DOC)
 
 
 @strawberry.type
@@ -71,8 +78,13 @@ async def _order_payload(info: Info, command: c.Command) -> OrderPayload:
     )
 
 
-def _order_id(global_id: str) -> str | None:
-    return raw_id_of("Order", global_id)
+async def _change_order(
+    info: Info, global_id: str, command: Callable[[str], c.Command]
+) -> OrderPayload:
+    order_id = raw_id_of("Order", global_id)
+    if order_id is None:
+        return OrderPayload(order=None, user_errors=not_found("orderId", "order"))
+    return await _order_payload(info, command(order_id))
 
 
 @strawberry.type
@@ -86,28 +98,36 @@ class OrderMutations:
 
     @strawberry.mutation(description="The customer who placed the order: pay for it.")
     async def pay_order(self, info: Info, input: PayOrderInput) -> OrderPayload:
-        if (order_id := _order_id(input.order_id)) is None:
-            return OrderPayload(order=None, user_errors=not_found("orderId", "order"))
-        return await _order_payload(info, c.PayOrder(info.context.actor, order_id))
+        actor = info.context.actor
+        return await _change_order(
+            info, input.order_id, lambda oid: c.PayOrder(actor, oid, input.expected_version)
+        )
 
     @strawberry.mutation(
         description="Owner or staff, before shipping: stock is released, payment refunded."
     )
     async def cancel_order(self, info: Info, input: CancelOrderInput) -> OrderPayload:
-        if (order_id := _order_id(input.order_id)) is None:
-            return OrderPayload(order=None, user_errors=not_found("orderId", "order"))
-        return await _order_payload(info, c.CancelOrder(info.context.actor, order_id, input.reason))
+        actor = info.context.actor
+        return await _change_order(
+            info,
+            input.order_id,
+            lambda oid: c.CancelOrder(actor, oid, input.reason, input.expected_version),
+        )
 
     @strawberry.mutation(description="Staff: ship a paid order.")
     async def ship_order(self, info: Info, input: ShipOrderInput) -> OrderPayload:
-        if (order_id := _order_id(input.order_id)) is None:
-            return OrderPayload(order=None, user_errors=not_found("orderId", "order"))
-        return await _order_payload(
-            info, c.ShipOrder(info.context.actor, order_id, input.carrier, input.tracking_number)
+        actor = info.context.actor
+        return await _change_order(
+            info,
+            input.order_id,
+            lambda oid: c.ShipOrder(
+                actor, oid, input.carrier, input.tracking_number, input.expected_version
+            ),
         )
 
     @strawberry.mutation(description="Staff: mark a shipped order delivered.")
     async def deliver_order(self, info: Info, input: DeliverOrderInput) -> OrderPayload:
-        if (order_id := _order_id(input.order_id)) is None:
-            return OrderPayload(order=None, user_errors=not_found("orderId", "order"))
-        return await _order_payload(info, c.DeliverOrder(info.context.actor, order_id))
+        actor = info.context.actor
+        return await _change_order(
+            info, input.order_id, lambda oid: c.DeliverOrder(actor, oid, input.expected_version)
+        )
