@@ -29,6 +29,7 @@ from projections.dead_letters import apply_or_park
 from projections.event_source import head_position, occurred_at, read_events, read_events_at
 from projections.read_tables import projection_checkpoints as checkpoints
 from projections.read_tables import projection_dead_letters as dead_letters_table
+from projections.rebuild import rebuild as rebuild_projection
 
 log = logging.getLogger("shopfront.projections")
 Publish = Callable[[Sequence[OrderChange]], Awaitable[None]]
@@ -297,22 +298,14 @@ class ProjectionRunner:
 
     # -- operations -------------------------------------------------------------------------
     async def rebuild(self, name: str) -> None:
-        """Empty a projector's tables and rewind it to 0; the loop (or ``catch_up``) replays."""
-        projector = self.projectors[name]
-
-        def rewind() -> None:
-            with self.read_engine.begin() as conn:
-                for table in projector.tables:
-                    conn.execute(table.delete())
-                conn.execute(
-                    checkpoints.update()
-                    .where(checkpoints.c.name == name)
-                    .values(position=0, updated_at=dt.datetime.now(dt.UTC))
-                )
-
-        await self._in_thread(rewind)
-        self.positions[name] = 0
+        """Rebuild one projector from position 0 into shadow tables while the live ones
+        keep serving, then swap them in atomically (see ``rebuild.py``)."""
+        position = await self._in_thread(
+            rebuild_projection, self.log_engine, self.read_engine, name, self.projectors[name]
+        )
+        self.positions[name] = position
         self.errors.pop(name, None)
+        self.dead_letters = await self._in_thread(self._count_dead_letters)
         self._wake.set()
 
     def status(self) -> list[ProjectionState]:
