@@ -12,16 +12,17 @@ import sqlalchemy as sa
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 
 from api import readers
-from api.auth import make_token
 from api.graphiql import STATIC_PREFIX, static_app
 from api.http import graphiql_response, graphql_http, wants_html
 from api.metrics import Metrics, MetricsMiddleware
 from api.schema import build_schema
+from api.security import RateLimit, SecurityHeaders, TokenBuckets
 from api.seed import DEMO_EMAIL
 from api.services import Services
 from api.settings import Settings
@@ -86,7 +87,7 @@ def build_app(settings: Settings) -> Starlette:
             Route("/metrics", metrics_endpoint),
             Mount(STATIC_PREFIX, app=static_app(), name="graphiql-static"),
         ],
-        middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
+        middleware=_middleware(settings, services, metrics),
         lifespan=lifespan,
     )
     app.state.services = services
@@ -94,12 +95,31 @@ def build_app(settings: Settings) -> Starlette:
     return app
 
 
+def _middleware(settings: Settings, services: Services, metrics: Metrics) -> list[Middleware]:
+    stack = [Middleware(MetricsMiddleware, metrics=metrics), Middleware(SecurityHeaders)]
+    if settings.cors_origins:
+        stack.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type", "Accept", "Shopfront-Consistency"],
+                expose_headers=["Retry-After"],
+                max_age=600,
+            )
+        )
+    if settings.rate_limit_per_second:
+        buckets = TokenBuckets(settings.rate_limit_per_second, settings.rate_limit_burst)
+        stack.append(Middleware(RateLimit, authenticator=services.authenticator, buckets=buckets))
+    return stack
+
+
 async def _demo_headers(services: Services) -> str | None:
     """Dev mode: GraphiQL opens with the demo customer's token in the headers editor."""
     row = await readers.customer_by_email(services.read_engine, DEMO_EMAIL)
     if row is None:
         return None
-    token = make_token(
-        services.settings.jwt_secret, row.customer_id, "customer", GRAPHIQL_TOKEN_TTL
-    )
+    token = services.authenticator.sign(row.customer_id, "customer", GRAPHIQL_TOKEN_TTL)
+    if token is None:
+        return None
     return orjson.dumps({"Authorization": f"Bearer {token}"}, option=orjson.OPT_INDENT_2).decode()

@@ -1,12 +1,19 @@
-"""Identity from JWTs: ``sub`` (customer or staff id), ``role``, ``exp``. HS256."""
+"""Identity from JWTs: ``sub`` (customer or staff id), ``role``, ``exp``.
+
+HS256 with a shared secret by default; RS256 with keys from a JWKS (a file or a URL) for
+tokens issued by an identity provider. The algorithm is pinned (``none`` and algorithm
+swaps are refused); ``exp`` is required, ``nbf`` honoured, issuer and audience optional.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any, cast
 
 import jwt
 
+from api.settings import Settings
 from domain.commands import Actor, Role
 
 ALGORITHM = "HS256"
@@ -17,32 +24,90 @@ class InvalidToken(Exception):
     pass
 
 
-def make_token(secret: str, sub: str, role: Role, ttl: dt.timedelta) -> str:
+def make_token(secret: str, sub: str, role: Role, ttl: dt.timedelta, **claims: Any) -> str:
+    """An HS256 token (``shopfront token``, registerCustomer, tests)."""
     now = dt.datetime.now(dt.UTC)
-    claims = {"sub": sub, "role": role, "iat": now, "exp": now + ttl}
-    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+    payload = {"sub": sub, "role": role, "iat": now, "exp": now + ttl, **claims}
+    return jwt.encode(payload, secret, algorithm=ALGORITHM)
+
+
+class Authenticator:
+    """Verifies bearer tokens as the settings say."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.algorithm = settings.jwt_algorithm
+        self.secret = settings.jwt_secret
+        self.issuer = settings.jwt_issuer
+        self.audience = settings.jwt_audience
+        self._jwks_client: jwt.PyJWKClient | None = None
+        self._jwks: jwt.PyJWKSet | None = None
+        if self.algorithm == "RS256":
+            source = settings.jwt_jwks
+            if not source:
+                raise ValueError("SHOPFRONT_JWT_JWKS (a file or URL) is needed for RS256")
+            if source.startswith(("http://", "https://")):
+                self._jwks_client = jwt.PyJWKClient(source, cache_keys=True, lifespan=300)
+            else:
+                self._jwks = jwt.PyJWKSet.from_json(Path(source).read_text())
+
+    @property
+    def can_sign(self) -> bool:
+        """Whether this service issues tokens itself (HS256) or an identity provider does."""
+        return self.algorithm == "HS256"
+
+    def sign(self, sub: str, role: Role, ttl: dt.timedelta) -> str | None:
+        return make_token(self.secret, sub, role, ttl) if self.can_sign else None
+
+    def _key(self, token: str) -> Any:
+        if self.algorithm == "HS256":
+            return self.secret
+        if self._jwks_client is not None:
+            return self._jwks_client.get_signing_key_from_jwt(token).key
+        assert self._jwks is not None
+        kid = jwt.get_unverified_header(token).get("kid")
+        for key in self._jwks.keys:
+            if kid is None or key.key_id == kid:
+                return key.key
+        raise InvalidToken("Invalid token: unknown signing key")
+
+    def decode(self, token: str) -> Actor:
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._key(token),
+                algorithms=[self.algorithm],
+                issuer=self.issuer,
+                audience=self.audience,
+                options={
+                    "require": ["sub", "role", "exp"],
+                    "verify_aud": self.audience is not None,
+                },
+            )
+        except jwt.ExpiredSignatureError:
+            raise InvalidToken("The token has expired") from None
+        except jwt.ImmatureSignatureError:
+            raise InvalidToken("The token is not valid yet") from None
+        except (jwt.PyJWTError, ValueError) as error:
+            raise InvalidToken(f"Invalid token: {error}") from None
+        sub, role = claims["sub"], claims["role"]
+        if not isinstance(sub, str) or not sub or role not in ROLES:
+            raise InvalidToken("Invalid token: bad 'sub' or 'role' claim")
+        return Actor(sub, cast(Role, role))
+
+    def actor(self, header: str | None) -> Actor | None:
+        """``Authorization: Bearer <JWT>`` -> Actor; no header -> anonymous (None)."""
+        if header is None or not header.strip():
+            return None
+        scheme, _, token = header.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise InvalidToken("Authorization must be 'Bearer <token>'")
+        return self.decode(token.strip())
 
 
 def decode_token(secret: str, token: str) -> Actor:
-    try:
-        claims: dict[str, Any] = jwt.decode(
-            token, secret, algorithms=[ALGORITHM], options={"require": ["sub", "role", "exp"]}
-        )
-    except jwt.ExpiredSignatureError:
-        raise InvalidToken("The token has expired") from None
-    except jwt.PyJWTError as error:
-        raise InvalidToken(f"Invalid token: {error}") from None
-    sub, role = claims["sub"], claims["role"]
-    if not isinstance(sub, str) or not sub or role not in ROLES:
-        raise InvalidToken("Invalid token: bad 'sub' or 'role' claim")
-    return Actor(sub, cast(Role, role))
+    """Verify an HS256 token with ``secret`` (tests, tools)."""
+    return Authenticator(Settings(jwt_secret=secret)).decode(token)
 
 
-def actor_from_header(secret: str, header: str | None) -> Actor | None:
-    """``Authorization: Bearer <JWT>`` -> Actor; no header -> anonymous (None)."""
-    if header is None or not header.strip():
-        return None
-    scheme, _, token = header.strip().partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise InvalidToken("Authorization must be 'Bearer <token>'")
-    return decode_token(secret, token.strip())
+def actor_from_header(authenticator: Authenticator, header: str | None) -> Actor | None:
+    return authenticator.actor(header)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
@@ -12,7 +14,9 @@ from strawberry.types import Info as StrawberryInfo
 
 from api import readers
 from api.errors import ApiError
+from api.pubsub import Subscription
 from api.services import Services
+from api.ws_limits import identity_key
 from domain.commands import Actor
 
 V = TypeVar("V")
@@ -34,6 +38,25 @@ class Context:
     actor: Actor | None
     # Set by Strawberry from the WebSocket connection_init payload.
     connection_params: dict[str, Any] | None = None
+    # WebSocket only: whose connection this is, and when it last had something live.
+    identity: str | None = None
+    live_subscriptions: int = 0
+    idle_since: float = dataclasses.field(default_factory=time.monotonic)
+
+    @contextlib.contextmanager
+    def follow(self, key: str) -> Iterator[Subscription]:
+        """Subscribe to committed order changes under ``key``, counted against the caller's
+        cap of live subscriptions (and keeping the connection from idling out)."""
+        identity = self.identity or identity_key(self.actor, "local")
+        with self.services.connection_limits.subscription(identity):
+            subscription = self.services.broker.subscribe(key)
+            self.live_subscriptions += 1
+            try:
+                yield subscription
+            finally:
+                subscription.close()
+                self.live_subscriptions -= 1
+                self.idle_since = time.monotonic()
 
     @functools.cached_property
     def products(self) -> DataLoader[str, readers.Row | None]:

@@ -29,7 +29,12 @@ def error_code(error: GraphQLError) -> str:
     if isinstance(original, ApiError):
         return original.code
     if isinstance(error, GraphQLSyntaxError):
-        return "GRAPHQL_PARSE_FAILED"
+        # graphql-core's own token limit (MaxTokensLimiter) aborts parsing this way.
+        return (
+            "QUERY_TOO_LARGE"
+            if "tokens. Parsing aborted" in error.message
+            else ("GRAPHQL_PARSE_FAILED")
+        )
     if error.message.startswith("Variable '$"):
         return "BAD_USER_INPUT"  # variable coercion, before execution
     if original is None or isinstance(original, GraphQLError):

@@ -7,7 +7,9 @@ from collections.abc import Callable
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
+    MaxTokensLimiter,
     ParserCache,
     SchemaExtension,
     ValidationCache,
@@ -16,6 +18,7 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from api.errors import ErrorCodes
+from api.limits import CostLimit, Limits, validation_rules
 from api.mutations.catalog import CatalogMutations
 from api.mutations.customer import CustomerMutations
 from api.mutations.orders import OrderMutations
@@ -35,13 +38,19 @@ class ShopSchema(strawberry.Schema):
         """Expected errors are answers, not incidents: ErrorCodes logs the unexpected."""
 
 
-def build_schema(*, introspection: bool = True, expose_internal: bool = True) -> ShopSchema:
+def build_schema(
+    *, introspection: bool = True, expose_internal: bool = True, limits: Limits | None = None
+) -> ShopSchema:
+    limits = limits or Limits()
     # Factories, not instances: each operation gets its own extension objects (the caches
     # themselves are shared at module level by Strawberry).
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         lambda: ErrorCodes(expose_internal=expose_internal),
         lambda: ParserCache(maxsize=1024),
         lambda: ValidationCache(maxsize=1024),
+        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
+        lambda: AddValidationRules(validation_rules(limits)),
+        lambda: CostLimit(max_cost=limits.max_cost),
     ]
     if not introspection:
         extensions.append(DisableIntrospection)

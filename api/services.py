@@ -7,9 +7,11 @@ import dataclasses
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.auth import Authenticator
 from api.database import create_engine, create_sync_engine
 from api.pubsub import OrderBroker
 from api.settings import Settings
+from api.ws_limits import ConnectionLimits
 from domain.bus import CommandBus
 from projections.registry import PROJECTORS
 from projections.runner import ProjectionRunner
@@ -25,6 +27,8 @@ class Services:
     bus: CommandBus
     runner: ProjectionRunner
     broker: OrderBroker
+    authenticator: Authenticator
+    connection_limits: ConnectionLimits
 
     @classmethod
     def create(cls, settings: Settings) -> Services:
@@ -52,6 +56,10 @@ class Services:
             bus,
             runner,
             broker,
+            Authenticator(settings),
+            ConnectionLimits(
+                settings.max_websockets_per_identity, settings.max_subscriptions_per_identity
+            ),
         )
 
     async def start(self) -> None:

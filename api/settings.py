@@ -17,6 +17,11 @@ class Settings(BaseSettings):
     read_database_url: str = "sqlite+aiosqlite:///var/read.db"
     redis_url: str | None = None
     jwt_secret: str = DEV_JWT_SECRET
+    # RS256: tokens from an identity provider, verified with keys from a JWKS file or URL.
+    jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
+    jwt_jwks: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
     env: Literal["dev", "prod"] = "dev"
     host: str = "127.0.0.1"
     port: int = 8000
@@ -27,6 +32,16 @@ class Settings(BaseSettings):
     projection_batch_size: int = Field(default=500, ge=1)
     # Browser origins allowed to open a WebSocket (same-origin is always allowed).
     allowed_origins: list[str] = Field(default_factory=list)
+    # Browser origins allowed to call over HTTP (CORS); empty: same-origin only.
+    cors_origins: list[str] = Field(default_factory=list)
+    # Requests per second per identity (token subject, else client address); 0: no limit.
+    rate_limit_per_second: float = Field(default=50.0, ge=0)
+    rate_limit_burst: int = Field(default=100, ge=1)
+    # WebSocket limits: per identity, and how long a socket may stay silent.
+    max_websockets_per_identity: int = Field(default=10, ge=1)
+    max_subscriptions_per_identity: int = Field(default=100, ge=1)
+    websocket_init_timeout: float = Field(default=10.0, gt=0)
+    websocket_idle_timeout: float = Field(default=300.0, gt=0)
     log_level: str = "info"
     # Test-only fault injection: "NAME[:N]" kills the process (SIGKILL) after projector NAME
     # has written its rows for the N-th time, before they commit. Never set it in production.
@@ -38,4 +53,4 @@ class Settings(BaseSettings):
 
     @property
     def uses_dev_secret(self) -> bool:
-        return self.jwt_secret == DEV_JWT_SECRET
+        return self.jwt_algorithm == "HS256" and self.jwt_secret == DEV_JWT_SECRET

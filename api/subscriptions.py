@@ -51,8 +51,7 @@ class Subscription:
             raise ApiError("NOT_FOUND", "No such order")
         services = info.context.services
         # Subscribe before reading the snapshot: whatever commits after the read is queued.
-        subscription = services.broker.subscribe(f"order:{raw_id}")
-        try:
+        with info.context.follow(f"order:{raw_id}") as subscription:
             docs = await readers.orders_by_ids(services.read_engine, [raw_id])
             doc = docs.get(raw_id)
             if doc is None or not can_see_order(actor, doc["customer_id"]):
@@ -74,8 +73,6 @@ class Subscription:
                 if change.version > version:  # the snapshot already covered older ones
                     version = change.version
                     yield _event(change)
-        finally:
-            subscription.close()
 
     @strawberry.subscription(
         description="Every change to any of the caller's orders (staff: every order)."
@@ -85,9 +82,6 @@ class Subscription:
         if actor is None:
             raise ApiError("UNAUTHENTICATED", "Sign in to follow your orders")
         key = "all" if actor.is_staff else f"customer:{actor.id}"
-        subscription = info.context.services.broker.subscribe(key)
-        try:
+        with info.context.follow(key) as subscription:
             async for change in subscription:
                 yield _event(change)
-        finally:
-            subscription.close()

@@ -1,12 +1,21 @@
 """Subscriptions over WebSocket (graphql-transport-ws and legacy graphql-ws), via
-Strawberry's protocol handlers; the token comes in the connection_init payload."""
+Strawberry's protocol handlers; the token comes in the connection_init payload.
+
+Per identity: a cap on open connections and on live subscriptions. A socket that does not
+send connection_init in time, or has had nothing live for the idle timeout, is closed.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import datetime as dt
+import time
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -17,22 +26,30 @@ from strawberry.types.unset import UnsetType
 from api.auth import InvalidToken, actor_from_header
 from api.context import Context
 from api.services import Services
+from api.ws_limits import identity_key
+
+CONTEXT_KEY = "shopfront.context"
+IDLE_CLOSE_CODE = 4408
 
 
 class WebSocketGraphQL(GraphQL[Context, None]):
     def __init__(self, schema: Schema, services: Services) -> None:
+        settings = services.settings
         super().__init__(
             schema,
             graphql_ide=None,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
-            allowed_origins=list(services.settings.allowed_origins),
+            allowed_origins=list(settings.allowed_origins),
+            connection_init_wait_timeout=dt.timedelta(seconds=settings.websocket_init_timeout),
         )
         self.services = services
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        return Context(self.services, None)
+        context = Context(self.services, None)
+        request.scope[CONTEXT_KEY] = context
+        return context
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         params: dict[str, Any] = context.connection_params or {}
@@ -40,7 +57,42 @@ class WebSocketGraphQL(GraphQL[Context, None]):
         if header is not None and not isinstance(header, str):
             raise ConnectionRejectionError({"message": "Authorization must be a string"})
         try:
-            context.actor = actor_from_header(self.services.settings.jwt_secret, header)
+            context.actor = actor_from_header(self.services.authenticator, header)
         except InvalidToken as error:
             raise ConnectionRejectionError({"message": str(error)}) from None
+        key = identity_key(context.actor, "anonymous")
+        if not self.services.connection_limits.open_connection(key):
+            raise ConnectionRejectionError({"message": "Too many connections for this user"})
+        context.identity = key
         return await super().on_ws_connect(context)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await super().__call__(scope, receive, send)
+            return
+        watchdog = asyncio.create_task(self._close_when_idle(scope, send))
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            watchdog.cancel()
+            context: Context | None = scope.get(CONTEXT_KEY)
+            if context is not None and context.identity is not None:
+                self.services.connection_limits.close_connection(context.identity)
+
+    async def _close_when_idle(self, scope: Scope, send: Send) -> None:
+        timeout = self.services.settings.websocket_idle_timeout
+        while True:
+            await asyncio.sleep(min(timeout / 4, 5.0))
+            context: Context | None = scope.get(CONTEXT_KEY)
+            if context is None or context.live_subscriptions:
+                continue
+            if time.monotonic() - context.idle_since > timeout:
+                with contextlib.suppress(Exception):
+                    await send(
+                        {
+                            "type": "websocket.close",
+                            "code": IDLE_CLOSE_CODE,
+                            "reason": "Idle for too long",
+                        }
+                    )
+                return

@@ -88,6 +88,10 @@ def _env_for(settings: Settings) -> dict[str, str]:
             "SHOPFRONT_PROJECTION_POLL_INTERVAL": "0.2",
             "SHOPFRONT_LOG_LEVEL": "warning",
             "SHOPFRONT_READ_YOUR_WRITES_TIMEOUT": "2",
+        # Load-shaped tests send bursts from one address; the limiter has tests of its own.
+        "SHOPFRONT_RATE_LIMIT_PER_SECOND": "2000",
+        "SHOPFRONT_RATE_LIMIT_BURST": "5000",
+        "SHOPFRONT_MAX_WEBSOCKETS_PER_IDENTITY": "200",
         }
     )
     return env

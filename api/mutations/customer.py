@@ -6,7 +6,6 @@ import datetime as dt
 
 import strawberry
 
-from api.auth import make_token
 from api.context import Info
 from api.mutations.common import CONSISTENCY_DOC, run_command, token_of
 from api.types.common import UserError
@@ -43,11 +42,8 @@ class CustomerMutations:
             return RegisterCustomerPayload(customer=None, token=None, user_errors=result)
         customer_id = result.entity_id
         row = await info.context.customers.load(customer_id)
-        token = make_token(
-            info.context.services.settings.jwt_secret,
-            customer_id,
-            "customer",
-            CUSTOMER_TOKEN_TTL,
+        token = info.context.services.authenticator.sign(
+            customer_id, "customer", CUSTOMER_TOKEN_TTL
         )
         return RegisterCustomerPayload(
             customer=None if row is None else Customer.from_row(row),
