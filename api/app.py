@@ -20,6 +20,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from api import readers
 from api.graphiql import STATIC_PREFIX, static_app
 from api.http import graphiql_response, graphql_http, wants_html
+from api.logs import RequestId
 from api.metrics import Metrics, MetricsMiddleware
 from api.schema import build_schema
 from api.security import RateLimit, SecurityHeaders, TokenBuckets
@@ -96,7 +97,11 @@ def build_app(settings: Settings) -> Starlette:
 
 
 def _middleware(settings: Settings, services: Services, metrics: Metrics) -> list[Middleware]:
-    stack = [Middleware(MetricsMiddleware, metrics=metrics), Middleware(SecurityHeaders)]
+    stack = [
+        Middleware(RequestId),
+        Middleware(MetricsMiddleware, metrics=metrics),
+        Middleware(SecurityHeaders),
+    ]
     if settings.cors_origins:
         stack.append(
             Middleware(

@@ -51,11 +51,25 @@ def serve(
     import uvicorn
 
     from api.app import build_app
+    from api.logs import configure
 
     settings = Settings()
     host, port = host or settings.host, port or settings.port
+    configure(json_logs=not settings.is_dev, level=settings.log_level)
+    try:
+        app = build_app(settings)
+    except (RuntimeError, ValueError) as error:
+        console.print(f"[red]Refusing to start:[/red] {error}")
+        raise typer.Exit(2) from None
     console.print(f"Shopfront on http://{host}:{port}/graphql ({settings.env})")
-    uvicorn.run(build_app(settings), host=host, port=port, log_level=settings.log_level)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=settings.log_level,
+        log_config=None,
+        access_log=settings.is_dev,
+    )
 
 
 @app.command()

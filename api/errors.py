@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
 
 from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
+
+from api.logs import current_request_id
 
 log = logging.getLogger("shopfront.errors")
 
@@ -49,7 +50,7 @@ def with_code(error: GraphQLError, *, expose_internal: bool) -> GraphQLError:
     extensions: dict[str, Any] = {**(error.extensions or {}), "code": code}
     message = error.message
     if code == "INTERNAL_SERVER_ERROR":
-        request_id = uuid.uuid4().hex[:16]
+        request_id = current_request_id()
         log.error(
             "internal error %s at %s: %s",
             request_id,
