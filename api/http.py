@@ -49,6 +49,7 @@ GRAPHQL_RESPONSE = "application/graphql-response+json"
 GRAPHQL_REQUEST = "application/graphql"  # legacy request type: the body is the query
 CHARSET = "utf-8"
 MAX_BODY = 1_000_000
+OPERATION_COUNT_MAX_TOKENS = 100_000
 PARAMETERS = ("query", "operationName", "variables", "extensions")
 # Response headers every GraphQL answer carries: its media type depends on Accept.
 VARY = {"Vary": "Accept"}
@@ -317,9 +318,13 @@ async def _await_consistency(request: Request, services: Services) -> dict[str, 
 
 @functools.lru_cache(maxsize=1024)
 def _operation_count(query: str) -> int:
-    """How many operations a document defines (0 if it does not parse: reported later)."""
+    """How many operations a document defines (0 if it does not parse: reported later).
+
+    Strawberry would run the first of several operations when no operationName is given,
+    so they are counted here. The parse is bounded (far above the schema's own token
+    limit, which then rejects the document) so that this early look stays cheap."""
     try:
-        document = parse(query)
+        document = parse(query, no_location=True, max_tokens=OPERATION_COUNT_MAX_TOKENS)
     except GraphQLError:
         return 0
     return sum(isinstance(d, OperationDefinitionNode) for d in document.definitions)
@@ -397,11 +402,19 @@ async def graphql_http(request: Request, services: Services) -> Response:
     except InvalidOperationTypeError as error:
         # GET must not run a mutation (spec: 405); subscriptions need the WebSocket.
         if error.operation_type == OperationType.SUBSCRIPTION:
-            message = "Subscriptions run over WebSocket at this path"
-        else:
-            message = "Mutations need POST"
+            # No HTTP method runs a subscription: open a WebSocket to this path instead.
+            return _respond(
+                request_error(
+                    "Subscriptions run over WebSocket at this path", "SUBSCRIPTION_NEEDS_WEBSOCKET"
+                ),
+                400,
+                media_type,
+            )
         return _respond(
-            request_error(message, "METHOD_NOT_ALLOWED"), 405, media_type, {"Allow": "POST"}
+            request_error("Mutations need POST", "METHOD_NOT_ALLOWED"),
+            405,
+            media_type,
+            {"Allow": "POST"},
         )
     except (MissingQueryError, CannotGetOperationTypeError) as error:
         reason = (  # str() of CannotGetOperationTypeError is just the operation name

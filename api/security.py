@@ -120,7 +120,7 @@ class RateLimit:
                 "type": "http.response.start",
                 "status": 429,
                 "headers": [
-                    (b"content-type", b"application/json"),
+                    (b"content-type", b"application/json; charset=utf-8"),
                     (b"retry-after", str(max(1, math.ceil(wait))).encode()),
                     (b"content-length", str(len(body)).encode()),
                 ],

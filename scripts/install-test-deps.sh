@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Installs the system parts the test suite drives for real: headless Chromium.
+# Installs the system parts the test suite drives for real: headless Chromium, and
+# Node.js + npm for the graphql-http conformance audit.
 # (Redis and PostgreSQL join here when the suite starts using them.)
 set -euo pipefail
 
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# The GraphQL-over-HTTP conformance audit (tests/conformance) runs on Node.js >= 18.
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
