@@ -27,7 +27,8 @@ def _int_cursor(after: str | None) -> int | None:
     if after is None:
         return None
     value = decode_cursor(after)
-    if not value.isdigit():
+    # ASCII digits only ("²".isdigit() is true), and small enough for a 64-bit column.
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise ApiError("BAD_USER_INPUT", f"Not a valid cursor: {after!r}")
     return int(value)
 
