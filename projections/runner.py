@@ -221,6 +221,8 @@ class ProjectionRunner:
         with self.log_engine.connect() as conn:
             batches = {p: read_events(conn, p, self.batch_size) for p in set(positions.values())}
         if not any(batches.values()):
+            # Idle: recount parked events, which a retry in another process may have cleared.
+            outcome.dead_letters = self._count_dead_letters()
             return outcome
         outcome.head = max(batch[-1].position for batch in batches.values() if batch)
         for name, projector in self.projectors.items():
