@@ -39,16 +39,26 @@ class Authenticator:
         self.secret = settings.jwt_secret
         self.issuer = settings.jwt_issuer
         self.audience = settings.jwt_audience
-        self._jwks_client: jwt.PyJWKClient | None = None
-        self._jwks: jwt.PyJWKSet | None = None
+        # RS256 keys by key id. From a URL they are fetched off the request path
+        # (``refresh_keys``, at start-up and then periodically), never while a request waits.
+        self.jwks_url: str | None = None
+        self._keys: dict[str | None, Any] = {}
         if self.algorithm == "RS256":
             source = settings.jwt_jwks
             if not source:
                 raise ValueError("SHOPFRONT_JWT_JWKS (a file or URL) is needed for RS256")
             if source.startswith(("http://", "https://")):
-                self._jwks_client = jwt.PyJWKClient(source, cache_keys=True, lifespan=300)
+                self.jwks_url = source
             else:
-                self._jwks = jwt.PyJWKSet.from_json(Path(source).read_text())
+                self._use(jwt.PyJWKSet.from_json(Path(source).read_text()))
+
+    def _use(self, keys: jwt.PyJWKSet) -> None:
+        self._keys = {key.key_id: key.key for key in keys.keys}
+
+    def refresh_keys(self) -> None:
+        """Fetch the JWKS from its URL (blocking: call it from a worker thread)."""
+        if self.jwks_url is not None:
+            self._use(jwt.PyJWKClient(self.jwks_url, cache_keys=False).get_jwk_set())
 
     @property
     def can_sign(self) -> bool:
@@ -61,13 +71,11 @@ class Authenticator:
     def _key(self, token: str) -> Any:
         if self.algorithm == "HS256":
             return self.secret
-        if self._jwks_client is not None:
-            return self._jwks_client.get_signing_key_from_jwt(token).key
-        assert self._jwks is not None
         kid = jwt.get_unverified_header(token).get("kid")
-        for key in self._jwks.keys:
-            if kid is None or key.key_id == kid:
-                return key.key
+        if kid in self._keys:
+            return self._keys[kid]
+        if kid is None and self._keys:
+            return next(iter(self._keys.values()))
         raise InvalidToken("Invalid token: unknown signing key")
 
     def decode(self, token: str) -> Actor:

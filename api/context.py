@@ -40,6 +40,7 @@ class Context:
     connection_params: dict[str, Any] | None = None
     # WebSocket only: whose connection this is, and when it last had something live.
     identity: str | None = None
+    address: str = "local"
     live_subscriptions: int = 0
     idle_since: float = dataclasses.field(default_factory=time.monotonic)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import logging
 
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -15,6 +17,9 @@ from api.ws_limits import ConnectionLimits
 from domain.bus import CommandBus
 from projections.registry import PROJECTORS
 from projections.runner import ProjectionRunner
+
+log = logging.getLogger("shopfront")
+KEY_REFRESH_SECONDS = 300.0
 
 
 @dataclasses.dataclass
@@ -29,6 +34,7 @@ class Services:
     broker: OrderBroker
     authenticator: Authenticator
     connection_limits: ConnectionLimits
+    _key_refresh: asyncio.Task[None] | None = None
 
     @classmethod
     def create(cls, settings: Settings) -> Services:
@@ -63,9 +69,22 @@ class Services:
         )
 
     async def start(self) -> None:
+        if self.authenticator.jwks_url is not None:
+            await asyncio.to_thread(self.authenticator.refresh_keys)
+            self._key_refresh = asyncio.create_task(self._refresh_keys_periodically())
         await self.runner.start()
 
+    async def _refresh_keys_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(KEY_REFRESH_SECONDS)
+            try:
+                await asyncio.to_thread(self.authenticator.refresh_keys)
+            except Exception:  # keep the keys we have; try again next time
+                log.exception("could not refresh the JWKS")
+
     async def close(self) -> None:
+        if self._key_refresh is not None:
+            self._key_refresh.cancel()
         await self.runner.stop()
         self.runner.close()
         self.bus.close()

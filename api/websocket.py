@@ -48,6 +48,7 @@ class WebSocketGraphQL(GraphQL[Context, None]):
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
         context = Context(self.services, None)
+        context.address = request.client.host if request.client else "unknown"
         request.scope[CONTEXT_KEY] = context
         return context
 
@@ -60,7 +61,7 @@ class WebSocketGraphQL(GraphQL[Context, None]):
             context.actor = actor_from_header(self.services.authenticator, header)
         except InvalidToken as error:
             raise ConnectionRejectionError({"message": str(error)}) from None
-        key = identity_key(context.actor, "anonymous")
+        key = identity_key(context.actor, context.address)
         if not self.services.connection_limits.open_connection(key):
             raise ConnectionRejectionError({"message": "Too many connections for this user"})
         context.identity = key
@@ -80,19 +81,25 @@ class WebSocketGraphQL(GraphQL[Context, None]):
                 self.services.connection_limits.close_connection(context.identity)
 
     async def _close_when_idle(self, scope: Scope, send: Send) -> None:
-        timeout = self.services.settings.websocket_idle_timeout
+        """Close a socket that never authenticates in time (both protocols; Strawberry
+        only times out graphql-transport-ws) or has had nothing live for too long."""
+        settings = self.services.settings
+        init_timeout = settings.websocket_init_timeout
+        idle_timeout = settings.websocket_idle_timeout
+        opened = time.monotonic()
         while True:
-            await asyncio.sleep(min(timeout / 4, 5.0))
+            await asyncio.sleep(min(init_timeout / 4, idle_timeout / 4, 5.0))
             context: Context | None = scope.get(CONTEXT_KEY)
-            if context is None or context.live_subscriptions:
-                continue
-            if time.monotonic() - context.idle_since > timeout:
-                with contextlib.suppress(Exception):
-                    await send(
-                        {
-                            "type": "websocket.close",
-                            "code": IDLE_CLOSE_CODE,
-                            "reason": "Idle for too long",
-                        }
-                    )
+            now = time.monotonic()
+            if context is None or context.identity is None:
+                if now - opened > init_timeout:
+                    await self._close(send, "connection_init not received in time")
+                    return
+            elif not context.live_subscriptions and now - context.idle_since > idle_timeout:
+                await self._close(send, "Idle for too long")
                 return
+
+    @staticmethod
+    async def _close(send: Send, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            await send({"type": "websocket.close", "code": IDLE_CLOSE_CODE, "reason": reason})
