@@ -19,7 +19,8 @@ from starlette.routing import Mount, Route, WebSocketRoute
 
 from api import readers
 from api.graphiql import STATIC_PREFIX, static_app
-from api.http import graphiql_response, graphql_http, wants_html
+from api.http import graphiql_response, graphql_http
+from api.http_request import wants_html
 from api.logs import RequestId
 from api.metrics import Metrics, MetricsMiddleware
 from api.schema import build_schema

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import httpx
 import pytest
 
-from api.http import negotiate
+from api.http_request import negotiate
 
 JSON = "application/json"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
