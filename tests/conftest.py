@@ -88,24 +88,32 @@ def _env_for(settings: Settings) -> dict[str, str]:
             "SHOPFRONT_PROJECTION_POLL_INTERVAL": "0.2",
             "SHOPFRONT_LOG_LEVEL": "warning",
             "SHOPFRONT_READ_YOUR_WRITES_TIMEOUT": "2",
-        # Load-shaped tests send bursts from one address; the limiter has tests of its own.
-        "SHOPFRONT_RATE_LIMIT_PER_SECOND": "2000",
-        "SHOPFRONT_RATE_LIMIT_BURST": "5000",
-        "SHOPFRONT_MAX_WEBSOCKETS_PER_IDENTITY": "200",
+            # Load-shaped tests send bursts from one address; the limiter has tests of its own.
+            "SHOPFRONT_RATE_LIMIT_PER_SECOND": "2000",
+            "SHOPFRONT_RATE_LIMIT_BURST": "5000",
+            "SHOPFRONT_MAX_WEBSOCKETS_PER_IDENTITY": "200",
         }
     )
     return env
 
 
-def start_server(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+def spawn_server(
+    env: dict[str, str], port: int, log: Path, cwd: Path = ROOT
+) -> subprocess.Popen[bytes]:
+    """``shopfront serve`` on 127.0.0.1:``port``, its output appended to ``log``; does
+    not wait for it to be ready."""
     with log.open("ab") as out:
-        process = subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, "-m", "api", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT,
+            cwd=cwd,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+
+
+def start_server(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    process = spawn_server(env, port, log)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -35,15 +35,16 @@ from tests.conftest import _env_for, fresh_settings
 from tests.e2e.client import api_client
 from tests.integration.integration_support import check_invariants
 from tests.reliability.support import (
+    READ_WAIT,
     Json,
     Server,
     assert_same_tables,
     graphql,
     query_rows,
     read_snapshot,
-    rebuild_from_scratch,
+    replay_snapshot,
     staff_token,
-    wait_projections_caught_up,
+    wait_caught_up,
 )
 
 CUSTOMERS = 10
@@ -230,7 +231,9 @@ class WriteModel:
     @classmethod
     def read(cls, path: Path) -> WriteModel:
         lines: dict[str, dict[str, int]] = defaultdict(dict)
-        for row in query_rows(path, "SELECT order_id, sku, quantity FROM order_lines"):
+        for row in query_rows(
+            path, "SELECT order_id, sku, quantity FROM order_lines", timeout=READ_WAIT
+        ):
             assert row["sku"] not in lines[row["order_id"]], row
             lines[row["order_id"]][row["sku"]] = row["quantity"]
         events: dict[str, list[Json]] = defaultdict(list)
@@ -238,14 +241,22 @@ class WriteModel:
             path,
             "SELECT stream_id, stream_version, type, payload FROM events "
             "WHERE stream_id LIKE 'order-%' ORDER BY stream_id, stream_version",
+            timeout=READ_WAIT,
         ):
             events[row["stream_id"].removeprefix("order-")].append(row)
         return cls(
-            orders={r["id"]: r for r in query_rows(path, "SELECT * FROM orders")},
+            orders={
+                r["id"]: r for r in query_rows(path, "SELECT * FROM orders", timeout=READ_WAIT)
+            },
             lines=dict(lines),
             events=dict(events),
-            payments={r["order_id"]: r for r in query_rows(path, "SELECT * FROM payments")},
-            products={r["sku"]: r for r in query_rows(path, "SELECT * FROM products")},
+            payments={
+                r["order_id"]: r
+                for r in query_rows(path, "SELECT * FROM payments", timeout=READ_WAIT)
+            },
+            products={
+                r["sku"]: r for r in query_rows(path, "SELECT * FROM products", timeout=READ_WAIT)
+            },
         )
 
     def order_for_key(self, customer: Customer, key: str | None) -> Json | None:
@@ -469,7 +480,9 @@ async def test_sigkill_mid_burst_loses_nothing_and_half_applies_nothing(
         marks.append(("seeded", time.monotonic()))
         initial = {
             p["sku"]: p["stock_on_hand"]
-            for p in query_rows(server.write_db, "SELECT sku, stock_on_hand FROM products")
+            for p in query_rows(
+                server.write_db, "SELECT sku, stock_on_hand FROM products", timeout=READ_WAIT
+            )
         }
         for _ in range(ROUNDS):
             rounds.append(await burst_and_kill(server, burst, rng))
@@ -478,7 +491,7 @@ async def test_sigkill_mid_burst_loses_nothing_and_half_applies_nothing(
             async with httpx.AsyncClient(
                 base_url=server.base_url, timeout=10, trust_env=False
             ) as http:
-                states = await wait_projections_caught_up(http, staff)
+                states = await wait_caught_up(http, staff, never_in_error=True)
             marks.append(("round", time.monotonic()))
 
         async with httpx.AsyncClient(base_url=server.base_url, timeout=10, trust_env=False) as http:
@@ -497,15 +510,24 @@ async def test_sigkill_mid_burst_loses_nothing_and_half_applies_nothing(
         await server.stop()
 
     # Every read table equals a from-scratch rebuild of the event log, row for row.
-    live = await asyncio.to_thread(read_snapshot, server.read_db)
-    rebuilt = await rebuild_from_scratch(
-        template_dir, tmp_path / "rebuild", env["SHOPFRONT_WRITE_DATABASE_URL"]
+    live = await asyncio.to_thread(
+        read_snapshot, server.read_db, with_dead_letters=True, timeout=READ_WAIT
+    )
+    rebuilt = await replay_snapshot(
+        template_dir,
+        tmp_path / "rebuild",
+        env["SHOPFRONT_WRITE_DATABASE_URL"],
+        batch_size=None,
+        with_dead_letters=True,
+        timeout=READ_WAIT,
     )
     marks.append(("rebuilt", time.monotonic()))
     assert not live.get("projection_dead_letters"), "events were parked after the crash"
     assert_same_tables(live, rebuilt)
     head = states[0]["headPosition"]
-    checkpoints = query_rows(server.read_db, "SELECT name, position FROM projection_checkpoints")
+    checkpoints = query_rows(
+        server.read_db, "SELECT name, position FROM projection_checkpoints", timeout=READ_WAIT
+    )
     assert {c["position"] for c in checkpoints} == {head}, checkpoints
 
     elapsed = time.monotonic() - started

@@ -26,7 +26,7 @@ from api.schema import build_schema
 from api.services import Services
 from domain import commands as c
 from domain import events as domain_events
-from tests.reliability.reliability_support import (
+from tests.reliability.support import (
     Json,
     RawEvent,
     append_raw_events,

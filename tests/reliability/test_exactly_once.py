@@ -23,7 +23,7 @@ import pytest
 
 from api.ids import to_global_id
 from tests.conftest import _env_for, fresh_settings
-from tests.reliability.reliability_support import (
+from tests.reliability.support import (
     CANCEL,
     DASHBOARD,
     PAY,

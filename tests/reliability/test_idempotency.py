@@ -13,7 +13,7 @@ import pytest
 from api.ids import raw_id_of
 from tests.conftest import LiveApp
 from tests.e2e.client import Api, Json, api_client, unique
-from tests.reliability.support import query_rows, sqlite_path, staff_token
+from tests.reliability.support import READ_WAIT, query_rows, sqlite_path, staff_token
 
 QUANTITY = 3
 
@@ -53,6 +53,7 @@ def orders_with_key(live_app: LiveApp, customer_id: str, key: str) -> list[str]:
         sqlite_path(live_app.env["SHOPFRONT_WRITE_DATABASE_URL"]),
         "SELECT id FROM orders WHERE customer_id = ? AND idempotency_key = ?",
         (raw, key),
+        timeout=READ_WAIT,
     )
     return [row["id"] for row in rows]
 
@@ -63,6 +64,7 @@ def placed_events(live_app: LiveApp, order_id: str) -> int:
         sqlite_path(live_app.env["SHOPFRONT_WRITE_DATABASE_URL"]),
         "SELECT count(*) AS n FROM events WHERE stream_id = ? AND type = 'OrderPlaced'",
         (f"order-{raw}",),
+        timeout=READ_WAIT,
     )
     return int(rows[0]["n"])
 

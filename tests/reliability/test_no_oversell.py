@@ -9,7 +9,7 @@ from collections import Counter
 from api.ids import raw_id_of
 from tests.conftest import LiveApp
 from tests.e2e.client import Api, Json, api_client, unique
-from tests.reliability.support import query_rows, sqlite_path, staff_token
+from tests.reliability.support import READ_WAIT, query_rows, sqlite_path, staff_token
 
 STOCK = 10
 BUYERS = 50
@@ -65,7 +65,10 @@ async def test_fifty_buyers_ten_units(live_app: LiveApp) -> None:
 
         write_db = sqlite_path(live_app.env["SHOPFRONT_WRITE_DATABASE_URL"])
         (row,) = query_rows(
-            write_db, "SELECT stock_on_hand, stock_reserved FROM products WHERE sku = ?", (sku,)
+            write_db,
+            "SELECT stock_on_hand, stock_reserved FROM products WHERE sku = ?",
+            (sku,),
+            timeout=READ_WAIT,
         )
         assert row == {"stock_on_hand": STOCK, "stock_reserved": STOCK}, row
         ordered = query_rows(
@@ -73,6 +76,7 @@ async def test_fifty_buyers_ten_units(live_app: LiveApp) -> None:
             "SELECT o.id, o.customer_id, l.quantity FROM orders o "
             "JOIN order_lines l ON l.order_id = o.id WHERE l.sku = ?",
             (sku,),
+            timeout=READ_WAIT,
         )
         assert sorted(r["id"] for r in ordered) == sorted(
             str(raw_id_of("Order", p["order"]["id"])) for p in won

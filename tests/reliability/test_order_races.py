@@ -22,7 +22,7 @@ import pytest
 
 from api.ids import raw_id_of
 from tests.conftest import LiveApp
-from tests.reliability.reliability_support import (
+from tests.reliability.support import (
     CANCEL,
     GET_ORDER,
     PAY,

@@ -23,7 +23,7 @@ import pytest
 
 from api.ids import raw_id_of
 from tests.conftest import _env_for, fresh_settings
-from tests.reliability.reliability_support import (
+from tests.reliability.support import (
     DASHBOARD,
     GET_ORDER,
     PAY,

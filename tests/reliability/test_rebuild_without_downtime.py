@@ -30,7 +30,7 @@ from api.seed import seed
 from api.services import Services
 from api.settings import Settings
 from tests.conftest import _env_for, fresh_settings
-from tests.reliability.reliability_support import (
+from tests.reliability.support import (
     DASHBOARD,
     PAY,
     Json,

@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import LiveApp
 from tests.e2e.client import TransportWsClient, transport_ws
-from tests.reliability.reliability_support import (
+from tests.reliability.support import (
     DELIVER,
     PAY,
     SHIP,

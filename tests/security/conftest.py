@@ -19,8 +19,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -34,7 +32,7 @@ import uvicorn
 
 from api.app import build_app
 from api.settings import Settings
-from tests.conftest import ROOT, _env_for, free_port, fresh_settings, stop_server
+from tests.conftest import ROOT, _env_for, free_port, fresh_settings, spawn_server, stop_server
 
 from .support import AUDIENCE, ISSUER, SHOP_ORIGIN, JwksEndpoint, Server, jwks_document
 
@@ -116,14 +114,7 @@ def _wait_ready(port: int, alive: Callable[[], bool], why: Callable[[], str]) ->
 def _start_process(env: dict[str, str], port: int, log: Path) -> Callable[[], None]:
     """``start_server`` of tests/conftest.py, with more patience: several servers start
     at once here, and on a loaded machine one alone can take more than its 30 s."""
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "api", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    process = spawn_server(env, port, log)
     try:
         _wait_ready(port, lambda: process.poll() is None, lambda: log.read_text()[-2000:])
     except BaseException:
@@ -188,14 +179,7 @@ def _prod_without_secret(template_dir: Path, work: Path) -> Exited:
     env.update({"SHOPFRONT_ENV": "prod", "PYTHONPATH": str(ROOT)})
     port = free_port()
     log = work / "output.log"
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "api", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=work,  # no .env file here
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    process = spawn_server(env, port, log, cwd=work)  # no .env file in ``work``
     # until it exits (RuntimeError), or serves after all
     with contextlib.suppress(RuntimeError):
         _wait_ready(port, lambda: process.poll() is None, lambda: "")

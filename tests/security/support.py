@@ -24,12 +24,12 @@ from jwt.algorithms import RSAAlgorithm
 from api.auth import make_token
 from domain.commands import Role
 from tests.conftest import TEST_SECRET
+from tests.e2e.client import Json
 
+# Request helpers shared with the end-to-end tests (bearer, error_codes, JSON,
+# GRAPHQL_RESPONSE, TIMEOUT) live in tests/e2e/client.py.
 SHOP_ORIGIN = "https://shop.example"
 EVIL_ORIGIN = "https://evil.example"
-JSON = "application/json"
-GRAPHQL_RESPONSE = "application/graphql-response+json"
-TIMEOUT = 10.0
 
 # The test identity provider (RS256): its signing key, published in a JWKS, and a key
 # nobody published.
@@ -38,8 +38,6 @@ AUDIENCE = "shopfront-api"
 KID = "shop-idp-1"
 IDP_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 STRANGER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-Json = dict[str, Any]
 
 
 @dataclasses.dataclass
@@ -128,10 +126,6 @@ def jwks_document(key: rsa.RSAPrivateKey = IDP_KEY, kid: str = KID) -> str:
     return json.dumps({"keys": [jwk]})
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 # -- a JWKS endpoint on loopback -----------------------------------------------------------
 
 
@@ -187,7 +181,3 @@ def request_error(response: httpx.Response, status: int, code: str) -> Json:
     assert body["errors"][0]["extensions"]["code"] == code, body
     assert body["errors"][0]["message"], body
     return body
-
-
-def codes(body: Json) -> list[str]:
-    return [str((e.get("extensions") or {}).get("code")) for e in body.get("errors") or []]

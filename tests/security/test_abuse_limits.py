@@ -17,10 +17,20 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from api.ids import to_global_id
-from tests.e2e.client import LEGACY_WS, MY_ORDERS, ORDER_STATUS, TRANSPORT_WS, TransportWsClient
+from tests.e2e.client import (
+    LEGACY_WS,
+    MY_ORDERS,
+    ORDER_STATUS,
+    TIMEOUT,
+    TRANSPORT_WS,
+    Json,
+    TransportWsClient,
+    bearer,
+    error_codes,
+)
 from tests.e2e.client import transport_ws as _transport_ws
 
-from .support import TIMEOUT, Json, Server, bearer, codes, hs256
+from .support import Server, hs256
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -48,7 +58,7 @@ def retry_after(response: httpx.Response) -> int:
     assert response.status_code == 429, response.text
     body: Json = response.json()
     assert "data" not in body, body
-    assert codes(body) == ["RATE_LIMITED"], body
+    assert error_codes(body) == ["RATE_LIMITED"], body
     value = response.headers["retry-after"]
     assert value.isdigit() and int(value) >= 1, value
     return int(value)
@@ -142,14 +152,14 @@ async def live(client: TransportWsClient) -> str:
     read (NOT_FOUND, for a missing order)."""
     op_id = await client.subscribe(MY_ORDERS)
     barrier = await client.subscribe(ORDER_STATUS, {"id": NO_SUCH_ORDER})
-    assert codes({"errors": await client.errors_of(barrier)}) == ["NOT_FOUND"]
+    assert error_codes({"errors": await client.errors_of(barrier)}) == ["NOT_FOUND"]
     return op_id
 
 
 async def subscription_error(client: TransportWsClient, query: str, variables: Json) -> str:
     op_id = await client.subscribe(query, variables)
     errors = await client.errors_of(op_id)
-    [code] = codes({"errors": errors})
+    [code] = error_codes({"errors": errors})
     return code
 
 

@@ -14,19 +14,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
 
-from tests.e2e.client import TRANSPORT_WS, unique
+from tests.e2e.client import GRAPHQL_RESPONSE, JSON, TIMEOUT, TRANSPORT_WS, bearer, unique
 
-from .support import (
-    EVIL_ORIGIN,
-    GRAPHQL_RESPONSE,
-    JSON,
-    SHOP_ORIGIN,
-    TIMEOUT,
-    Server,
-    bearer,
-    hs256,
-    request_error,
-)
+from .support import EVIL_ORIGIN, SHOP_ORIGIN, Server, hs256, request_error
 
 pytestmark = pytest.mark.timeout(150)
 

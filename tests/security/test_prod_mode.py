@@ -20,9 +20,10 @@ from graphql import GraphQLError
 from api.app import build_app
 from api.errors import with_code
 from api.settings import DEV_JWT_SECRET, Settings
+from tests.e2e.client import GRAPHQL_RESPONSE, JSON, TIMEOUT, Json, bearer
 
 from .conftest import Exited
-from .support import GRAPHQL_RESPONSE, JSON, TIMEOUT, Json, Server, bearer, request_error
+from .support import Server, request_error
 
 pytestmark = pytest.mark.timeout(150)
 

@@ -12,19 +12,18 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.client import ORDER_FIELDS, api_client
-
-from .support import (
+from tests.e2e.client import (
     GRAPHQL_RESPONSE,
     JSON,
+    ORDER_FIELDS,
     TIMEOUT,
     Json,
-    Server,
+    api_client,
     bearer,
-    codes,
-    hs256,
-    request_error,
+    error_codes,
 )
+
+from .support import Server, hs256, request_error
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -134,7 +133,7 @@ async def test_a_document_of_more_than_5000_tokens_is_refused(http: httpx.AsyncC
     # refused (graphql-core's own budget for comparing 4990 same-named fields may be).
     ok(await post(http, "{ " + "__typename " * 400 + "}"))
     body = (await post(http, "{ " + "__typename " * 4990 + "}")).json()
-    assert "QUERY_TOO_LARGE" not in codes(body), body
+    assert "QUERY_TOO_LARGE" not in error_codes(body), body
     for fields in (5000, 20_000):
         body = request_error(
             await post(http, "{ " + "__typename " * fields + "}"), 400, "QUERY_TOO_LARGE"

@@ -18,17 +18,15 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import TEST_SECRET
-from tests.e2e.client import TRANSPORT_WS, transport_ws
+from tests.e2e.client import TIMEOUT, TRANSPORT_WS, bearer, transport_ws
 
 from .support import (
     AUDIENCE,
     ISSUER,
     KID,
     STRANGER_KEY,
-    TIMEOUT,
     JwksEndpoint,
     Server,
-    bearer,
     claims,
     forged_hs256,
     hs256,
