@@ -42,6 +42,9 @@ def build_schema(
     *, introspection: bool = True, expose_internal: bool = True, limits: Limits | None = None
 ) -> ShopSchema:
     limits = limits or Limits()
+    # Built once: Strawberry's ValidationCache keys on the rule classes, so new classes per
+    # operation would make every request a cache miss.
+    rules = validation_rules(limits)
     # Factories, not instances: each operation gets its own extension objects (the caches
     # themselves are shared at module level by Strawberry).
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
@@ -49,7 +52,7 @@ def build_schema(
         lambda: ParserCache(maxsize=1024),
         lambda: ValidationCache(maxsize=1024),
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-        lambda: AddValidationRules(validation_rules(limits)),
+        lambda: AddValidationRules(rules),
         lambda: CostLimit(max_cost=limits.max_cost),
     ]
     if not introspection:
