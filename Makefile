@@ -32,6 +32,11 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+## Measure the performance figures of docs/performance.md (10-20 min; the seeded data set
+## is cached under var/bench/). Not part of `make test`. Options: make bench BENCH_ARGS="--help"
+bench: install
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
 ## Re-export schema.graphql from the code (review the diff!).
 schema: install
 	$(BIN)/shopfront export-schema > schema.graphql

@@ -1,0 +1,1 @@
+"""Shopfront benchmark harness (``python -m bench``): see docs/performance.md."""

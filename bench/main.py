@@ -1,0 +1,113 @@
+"""``python -m bench``: seed (or reuse) the data set, run the phases, print the table."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import shutil
+import signal
+import time
+import traceback
+from collections.abc import Iterator
+from types import FrameType
+from typing import Any
+
+from bench import config, dataset, loadgen, phases, procs, report
+
+
+class PhaseTimeout(Exception):
+    pass
+
+
+def _on_alarm(signum: int, frame: FrameType | None) -> None:
+    raise PhaseTimeout("phase time limit reached")
+
+
+def _on_term(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    signal.alarm(max(1, int(seconds)))
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = config.parse(argv)
+    signal.signal(signal.SIGTERM, _on_term)
+    limit = procs.raise_nofile(cfg.idle_subscriptions * 2 + 4096)
+    started = time.time()
+    machine = report.machine(dataset.CACHE.parent)
+    phases.log("Shopfront bench: " + report.command())
+    if cfg.loadgen == "auto" and loadgen.wrk_path() is None:
+        phases.log("wrk is not installed (apt-get install wrk): using the Python load generator")
+    if limit < cfg.idle_subscriptions + 1024:
+        phases.log(f"open-files limit is {limit}: fewer idle subscriptions may open")
+    sizes = dataset.Sizes(cfg.customers, cfg.products, cfg.orders, cfg.random_seed)
+    phases.log(f"data set {sizes.key}: seeding (or reusing) under {dataset.CACHE / 'data'}")
+    source, reused, meta = dataset.ensure_seeded(sizes, cfg.seed_timeout)
+    if reused:
+        phases.log(f"reused the seeded databases in {source} (made in {meta['seconds']} s)")
+    else:
+        phases.log(f"seeded {source} in {meta['seconds']} s")
+    work = dataset.CACHE / "run"
+    shutil.rmtree(work, ignore_errors=True)
+    dataset.working_copy(source, work / "db")
+    run = phases.Run(cfg, source, work, phases.pick(work / "db"))
+    results: dict[str, Any] = {}
+    try:
+        for name in cfg.phases:
+            phases.log(f"phase {name} (load average {procs.load_average()})")
+            began = time.monotonic()
+            try:
+                with time_limit(cfg.phase_timeout):
+                    results[name] = phases.PHASES[name](run)
+            except Exception as error:
+                traceback.print_exc()
+                results[name] = {"error": f"{type(error).__name__}: {error}"}
+            finally:
+                procs.stop_all()
+            results[name]["phase_seconds"] = round(time.monotonic() - began, 1)
+            results[name]["load_average_after"] = procs.load_average()
+    finally:
+        procs.stop_all()
+    machine["load average at end"] = procs.load_average()
+    rows = report.rows(results, cfg.subscribers, cfg.idle_subscriptions, cfg.connections)
+    print()
+    print(report.table(rows))
+    print()
+    print(
+        f"data set: {cfg.customers:,} customers, {cfg.products:,} products, "
+        f"{cfg.orders:,} orders, {meta['events']:,} events "
+        f"({'reused' if reused else 'seeded'}: {source})"
+    )
+    for key, value in machine.items():
+        print(f"{key}: {value}")
+    print(f"command: {report.command()}")
+    for line in report.commands(sizes, cfg.connections, cfg.duration):
+        print(f"  {line}")
+    print(f"took: {time.time() - started:.0f} s")
+    out = cfg.out or dataset.CACHE / "results" / time.strftime("%Y%m%d-%H%M%S.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {
+                "config": {**dataclasses.asdict(cfg), "out": str(cfg.out)},
+                "dataset": {**meta, "folder": str(source), "reused": reused},
+                "machine": machine,
+                "command": report.command(),
+                "results": results,
+                "table": [dataclasses.asdict(r) for r in rows],
+            },
+            indent=2,
+            default=str,
+        )
+    )
+    print(f"results: {out}")

@@ -1,0 +1,748 @@
+"""The measurements. Each phase starts the processes it needs, measures, stops them, and
+returns a JSON-able dict; the report turns those into the table."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import math
+import random
+import select
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+
+from api.auth import make_token
+from bench import dataset, history, loadgen, procs, profile, raw_writes, servers
+from bench.config import Config
+from bench.loadgen import MARKER, Entry, LoadResult, Workload
+from bench.screens import (
+    MY_ORDERS,
+    MY_ORDERS_SUBSCRIPTION,
+    PAGE,
+    PLACE_ORDER,
+    PRODUCT,
+    body,
+)
+from projections.read_tables import metadata as read_metadata
+from projections.registry import PROJECTORS
+
+Result = dict[str, Any]
+TOKEN_TTL = dt.timedelta(hours=12)
+HISTORY_CUSTOMERS = 256
+PLACEABLE_SKUS = 200
+RESTOCK = 100_000
+SUBSCRIBERS_PER_PROCESS = 2_500
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class Picks:
+    """Who and what the requests are about, read from the seeded read model."""
+
+    history_customers: list[str]  # the customers with the most orders: full pages
+    customers: list[str]
+    skus: list[str]
+    placeable: list[str]  # the SKUs with the most stock left
+
+
+def pick(folder: Path) -> Picks:
+    conn = sqlite3.connect(folder / "read.db")
+    try:
+        history_customers = [
+            row[0]
+            for row in conn.execute(
+                "SELECT customer_id FROM order_history GROUP BY customer_id "
+                "ORDER BY count(*) DESC, customer_id LIMIT ?",
+                (HISTORY_CUSTOMERS,),
+            )
+        ]
+        customers = [
+            row[0]
+            for row in conn.execute(
+                "SELECT customer_id FROM customer_profiles ORDER BY customer_id"
+            )
+        ]
+        skus = [row[0] for row in conn.execute("SELECT sku FROM catalog_products ORDER BY sku")]
+        placeable = [
+            row[0]
+            for row in conn.execute(
+                "SELECT sku FROM catalog_products ORDER BY stock_available DESC, sku LIMIT ?",
+                (PLACEABLE_SKUS,),
+            )
+        ]
+    finally:
+        conn.close()
+    return Picks(history_customers, customers, skus, placeable)
+
+
+@dataclasses.dataclass
+class Run:
+    cfg: Config
+    source: Path  # the cached seeded databases (never written)
+    work: Path  # var/bench/run: working copies, logs, scripts
+    picks: Picks
+    pids: dict[str, int] = dataclasses.field(default_factory=dict)  # base URL -> server pid
+
+    @property
+    def folder(self) -> Path:
+        return self.work / "db"
+
+    @property
+    def logs(self) -> Path:
+        return self.work / "logs"
+
+    def token(self, customer_id: str) -> str:
+        return make_token(servers.JWT_SECRET, customer_id, "customer", TOKEN_TTL)
+
+    def staff_token(self) -> str:
+        return make_token(servers.JWT_SECRET, "staff-bench", "staff", TOKEN_TTL)
+
+
+def graphql(base: str, query: str, variables: dict[str, Any], token: str | None) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    answer = httpx.post(
+        base + "/graphql",
+        json={"query": query, "variables": variables},
+        headers=headers,
+        timeout=30,
+    )
+    answer.raise_for_status()
+    return answer.json()
+
+
+# -- order history screen: read table vs joins on the write model ------------------------
+
+
+def phase_history(run: Run) -> Result:
+    customers = run.picks.history_customers
+    differ, compared, per_page = history.compare(run.folder, customers, PAGE)
+    log(f"history: {compared} pages compared, {differ} differ, {per_page:.1f} orders per page")
+    figures = history.measure(run.folder, customers, PAGE, run.cfg.history_seconds, run.cfg.rounds)
+    log(
+        "history: read table {read_table_us_per_page:.0f} us/page "
+        "(SQL alone {read_table_sql_us_per_page:.0f}), joins {joins_us_per_page:.0f} us/page "
+        "(SQL alone {joins_sql_us_per_page:.0f})".format(**figures)
+    )
+    orders = _count_orders(run.folder / "write.db")
+    return {
+        **figures,
+        "pages_differ": differ,
+        "pages_compared": compared,
+        "orders_per_page": per_page,
+        "orders_in_write_model": orders,
+    }
+
+
+# -- HTTP throughput: GraphQL vs plain Starlette --------------------------------------
+
+
+def _summary(results: Sequence[LoadResult], cpu: Sequence[float]) -> Result:
+    return {
+        "server_cpu_cores": statistics.median(cpu) if cpu else None,
+        "rps": statistics.median(r.rps for r in results),
+        "rounds_rps": [round(r.rps, 1) for r in results],
+        "requests": sum(r.requests for r in results),
+        "errors": sum(r.errors for r in results),
+        "p50_ms": statistics.median(r.p50_ms for r in results),
+        "p99_ms": statistics.median(r.p99_ms for r in results),
+        "tool": results[0].tool,
+    }
+
+
+def _load(
+    run: Run, base: str, workload: Workload, seconds: float, cpu: list[float] | None = None
+) -> LoadResult:
+    """Drive ``base`` with ``workload``; append to ``cpu`` how many cores the server
+    process kept busy meanwhile (its pid is the one serving ``base``)."""
+    pid = run.pids.get(base)
+    used = procs.cpu_seconds(pid) if pid else 0.0
+    result = loadgen.run(
+        base,
+        workload,
+        connections=run.cfg.connections,
+        duration=seconds,
+        workdir=run.work / "load",
+        tool=run.cfg.loadgen,
+    )
+    if pid and cpu is not None:
+        cpu.append((procs.cpu_seconds(pid) - used) / result.seconds)
+    return result
+
+
+def measure_pair(
+    run: Run, ours: tuple[str, Workload], baseline: tuple[str, Workload]
+) -> tuple[Result, Result]:
+    sides = {"ours": ours, "baseline": baseline}
+    for base, workload in sides.values():
+        _load(run, base, workload, run.cfg.warmup)
+    results: dict[str, list[LoadResult]] = {"ours": [], "baseline": []}
+    cpu: dict[str, list[float]] = {"ours": [], "baseline": []}
+    for r in range(run.cfg.rounds):
+        for side in ("ours", "baseline") if r % 2 == 0 else ("baseline", "ours"):
+            base, workload = sides[side]
+            result = _load(run, base, workload, run.cfg.duration, cpu[side])
+            results[side].append(result)
+            log(
+                f"  {workload.name} {side}: {result.rps:.0f} req/s (p99 {result.p99_ms:.1f} ms, "
+                f"server CPU {cpu[side][-1]:.2f} cores, load {procs.load_average()})"
+            )
+    mine = _summary(results["ours"], cpu["ours"])
+    mine["profile"] = maybe_profile(run, *ours)
+    return mine, _summary(results["baseline"], cpu["baseline"])
+
+
+def maybe_profile(run: Run, base: str, workload: Workload) -> Result | None:
+    """With --profile: one more round of ``workload``, sampled with py-spy (not counted)."""
+    pid = run.pids.get(base)
+    if not run.cfg.profile or pid is None:
+        return None
+    folded = run.work / "profiles" / f"{workload.name}.txt"
+    sampler = profile.start(pid, run.cfg.duration, folded)
+    if sampler is None:
+        log("  --profile: py-spy is not installed (.venv/bin/pip install py-spy)")
+        return None
+    try:
+        _load(run, base, workload, run.cfg.duration)
+        sampler.wait(run.cfg.duration + 60)
+    finally:
+        procs.stop(sampler)
+    summary: Result = profile.summarize(folded) if folded.exists() else {"samples": 0}
+    summary["folded_stacks"] = str(folded)
+    log(f"  profile of {workload.name}: {profile.describe(summary)}")
+    return summary
+
+
+def _same_answers(base: str, plain: str, workload: Workload, path: str) -> bool:
+    for entry in workload.entries[:10]:
+        headers = {"Content-Type": "application/json"}
+        if entry.authorization:
+            headers["Authorization"] = entry.authorization
+        ours = httpx.post(base + "/graphql", content=entry.body, headers=headers, timeout=30)
+        theirs = httpx.post(plain + path, content=entry.body, headers=headers, timeout=30)
+        if ours.json().get("data") != theirs.json().get("data"):
+            return False
+    return True
+
+
+def phase_reads(run: Run) -> Result:
+    server, base = servers.start_shopfront(run.folder, run.logs / "shopfront-reads.log")
+    plain_server, plain = servers.start_baseline(run.folder, run.logs / "baseline.log")
+    run.pids.update({base: server.pid, plain: plain_server.pid})
+    try:
+        picks = run.picks
+        my_orders = [
+            Entry(f"Bearer {run.token(c)}", body(MY_ORDERS, {"first": PAGE}))
+            for c in picks.history_customers
+        ]
+        products = [Entry(None, body(PRODUCT, {"sku": sku})) for sku in picks.skus]
+        out: Result = {}
+        for name, entries, path in (
+            ("my_orders", my_orders, "/my-orders"),
+            ("product", products, "/product"),
+        ):
+            ours = Workload(name, "/graphql", tuple(entries))
+            theirs = Workload(name + "_plain", path, tuple(entries))
+            same = _same_answers(base, plain, ours, path)
+            log(f"{name}: GraphQL and plain route give the same data: {same}")
+            mine, baseline = measure_pair(run, (base, ours), (plain, theirs))
+            out[name] = {"ours": mine, "baseline": baseline, "same_data": same}
+        return out
+    finally:
+        procs.stop(plain_server)
+        procs.stop(server)
+
+
+# -- placeOrder over HTTP vs raw sqlite3 ----------------------------------------------
+
+
+def _order_plan(
+    run: Run, count: int, rng: random.Random
+) -> list[tuple[str, list[tuple[str, int]]]]:
+    skus = run.picks.placeable
+    return [
+        (
+            rng.choice(run.picks.customers),
+            [(sku, 1) for sku in rng.sample(skus, k=min(len(skus), rng.randint(1, 3)))],
+        )
+        for _ in range(count)
+    ]
+
+
+def _place_body(lines: Sequence[tuple[str, int]], key: str | None) -> str:
+    variables: dict[str, Any] = {
+        "input": {"lines": [{"sku": sku, "quantity": qty} for sku, qty in lines]}
+    }
+    if key is not None:
+        variables["input"]["idempotencyKey"] = key
+    return body(PLACE_ORDER, variables)
+
+
+def _restock(base: str, run: Run) -> None:
+    staff = run.staff_token()
+    mutation = (
+        "mutation R($input: RestockProductInput!) { restockProduct(input: $input) "
+        "{ userErrors { code message } } }"
+    )
+    for sku in run.picks.placeable:
+        answer = graphql(base, mutation, {"input": {"sku": sku, "quantity": RESTOCK}}, staff)
+        errors = answer.get("errors") or answer["data"]["restockProduct"]["userErrors"]
+        if errors:
+            raise RuntimeError(f"restock {sku}: {errors}")
+
+
+def _count_orders(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        (count,) = conn.execute("SELECT count(*) FROM orders").fetchone()
+        return int(count)
+    finally:
+        conn.close()
+
+
+def phase_writes(run: Run) -> Result:
+    rng = random.Random(7)
+    plan = _order_plan(run, 2000, rng)
+    raw_folder = run.work / "raw"
+    shutil.rmtree(raw_folder, ignore_errors=True)
+    raw_folder.mkdir(parents=True)
+    shutil.copyfile(run.source / "write.db", raw_folder / "write.db")
+    with contextlib.closing(sqlite3.connect(raw_folder / "write.db")) as conn, conn:
+        conn.executemany(
+            "UPDATE products SET stock_on_hand = stock_on_hand + ? WHERE sku = ?",
+            [(RESTOCK, sku) for sku in run.picks.placeable],
+        )
+    server, base = servers.start_shopfront(run.folder, run.logs / "shopfront-writes.log")
+    run.pids[base] = server.pid
+    cpu: list[float] = []
+    try:
+        _restock(base, run)
+        workload = Workload(
+            "place_order",
+            "/graphql",
+            tuple(Entry(f"Bearer {run.token(c)}", _place_body(lines, MARKER)) for c, lines in plan),
+        )
+        raw_customers = [c for c, _ in plan]
+        raw_orders = [lines for _, lines in plan]
+        _load(run, base, workload, run.cfg.warmup)
+        raw_writes.run(raw_folder / "write.db", raw_customers, raw_orders, run.cfg.warmup, rng)
+        http: list[LoadResult] = []
+        raw: list[tuple[int, float]] = []
+        placed = 0
+        for r in range(run.cfg.rounds):
+            for side in ("ours", "baseline") if r % 2 == 0 else ("baseline", "ours"):
+                if side == "ours":
+                    before = _count_orders(run.folder / "write.db")
+                    result = _load(run, base, workload, run.cfg.duration, cpu)
+                    placed += _count_orders(run.folder / "write.db") - before
+                    http.append(result)
+                    log(
+                        f"  placeOrder over HTTP: {result.rps:.0f}/s (p99 {result.p99_ms:.0f} ms, "
+                        f"server CPU {cpu[-1]:.2f} cores, load {procs.load_average()})"
+                    )
+                else:
+                    done, secs = raw_writes.run(
+                        raw_folder / "write.db", raw_customers, raw_orders, run.cfg.duration, rng
+                    )
+                    raw.append((done, secs))
+                    load = procs.load_average()
+                    log(f"  placeOrder raw sqlite3: {done / secs:.0f}/s (load {load})")
+        ours = _summary(http, cpu)
+        ours["orders_committed"] = placed
+        ours["profile"] = maybe_profile(run, base, workload)
+        raw_rates = [done / secs for done, secs in raw]
+        return {
+            "ours": ours,
+            "baseline": {
+                "rps": statistics.median(raw_rates),
+                "rounds_rps": [round(x, 1) for x in raw_rates],
+                "orders": sum(done for done, _ in raw),
+            },
+            "connections": run.cfg.connections,
+        }
+    finally:
+        procs.stop(server)
+
+
+# -- subscriptions ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Subscribers:
+    processes: list[tuple[subprocess.Popen[bytes], Path]]
+    opened: int
+    failed: int
+
+
+def _read_line(process: subprocess.Popen[bytes], deadline: float) -> str:
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([process.stdout], [], [], 0.5)
+        if ready:
+            return process.stdout.readline().decode().strip()
+        if process.poll() is not None:
+            raise RuntimeError(f"subscriber process exited with {process.returncode}")
+    raise TimeoutError("subscribers did not get ready in time")
+
+
+def open_subscribers(
+    run: Run, ws_url: str, tokens: Sequence[str], *, record: bool, name: str, timeout: float
+) -> Subscribers:
+    count = max(1, math.ceil(len(tokens) / SUBSCRIBERS_PER_PROCESS))
+    if record:
+        count = max(count, 2)  # spread the receiving work: arrival times stay honest
+    chunks = [list(tokens[i::count]) for i in range(count)]
+    started: list[tuple[subprocess.Popen[bytes], Path]] = []
+    for index, chunk in enumerate(chunks):
+        spec = run.work / "subs" / f"{name}-{index}.json"
+        out = spec.with_suffix(".out.json")
+        spec.parent.mkdir(parents=True, exist_ok=True)
+        out.unlink(missing_ok=True)
+        spec.write_text(
+            json.dumps(
+                {
+                    "url": ws_url,
+                    "tokens": chunk,
+                    "query": MY_ORDERS_SUBSCRIPTION,
+                    "record": record,
+                    "compression": run.cfg.ws_compression,
+                    "concurrency": 100,
+                    "out": str(out),
+                }
+            )
+        )
+        process = procs.start(
+            [sys.executable, "-m", "bench.subscribers", str(spec)],
+            log=run.logs / f"subscribers-{name}-{index}.log",
+            pipe_stdout=True,
+            pipe_stdin=True,
+        )
+        started.append((process, out))
+    opened = failed = 0
+    deadline = time.monotonic() + timeout
+    for process, _ in started:
+        line = _read_line(process, deadline)
+        _, got, lost = line.split()
+        opened, failed = opened + int(got), failed + int(lost)
+    return Subscribers(started, opened, failed)
+
+
+def close_subscribers(subscribers: Subscribers) -> list[tuple[float, str]]:
+    messages: list[tuple[float, str]] = []
+    for process, _ in subscribers.processes:
+        if process.stdin is not None:
+            try:
+                process.stdin.write(b"STOP\n")
+                process.stdin.close()
+            except BrokenPipeError:
+                pass
+    for process, out in subscribers.processes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(60)
+        procs.stop(process)
+        if out.exists():
+            messages.extend((t, m) for t, m in json.loads(out.read_text())["messages"])
+    return messages
+
+
+def _wait_subscriptions(base: str, expected: int, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    live = servers.live_subscriptions(base)
+    while live < expected and time.monotonic() < deadline:
+        time.sleep(0.2)
+        live = servers.live_subscriptions(base)
+    return live
+
+
+async def _place_orders(
+    base: str, plan: Sequence[tuple[str, list[tuple[str, int]]]], rate: float
+) -> list[Result]:
+    """Send placeOrder at ``rate`` per second (open loop); what each answered."""
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
+        start = time.monotonic() + 0.2
+
+        async def one(i: int, token: str, lines: list[tuple[str, int]]) -> Result:
+            await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
+            sent = time.time()
+            answer = await client.post(
+                "/graphql",
+                content=_place_body(lines, None),
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            )
+            done = time.time()
+            payload = answer.json()["data"]["placeOrder"]
+            order = payload["order"]
+            return {
+                "sent": sent,
+                "done": done,
+                "order": None if order is None else order["id"],
+                "errors": payload["userErrors"],
+            }
+
+        return list(await asyncio.gather(*(one(i, t, ln) for i, (t, ln) in enumerate(plan))))
+
+
+def _percentile(values: Sequence[float], p: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    return ordered[min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def _deliveries(
+    messages: Sequence[tuple[float, str]], sent: Sequence[Result], expected: int
+) -> Result:
+    by_order = {r["order"]: r for r in sent if r["order"] is not None}
+    from_commit: list[float] = []
+    from_send: list[float] = []
+    for arrived, text in messages:
+        message = json.loads(text)
+        if message.get("type") != "next":
+            continue
+        event = message["payload"]["data"]["myOrders"]
+        request = by_order.get(event["order"]["id"])
+        if request is None or event["event"] != "OrderPlaced":
+            continue
+        occurred = dt.datetime.fromisoformat(event["occurredAt"]).timestamp()
+        from_commit.append((arrived - occurred) * 1000)
+        from_send.append((arrived - request["sent"]) * 1000)
+    return {
+        "delivered": len(from_commit),
+        "expected": expected,
+        "p50_ms": _percentile(from_commit, 50),
+        "p99_ms": _percentile(from_commit, 99),
+        "max_ms": max(from_commit, default=math.nan),
+        "from_request_p50_ms": _percentile(from_send, 50),
+        "from_request_p99_ms": _percentile(from_send, 99),
+        "mutations": len(sent),
+        "mutation_errors": sum(1 for r in sent if r["errors"] or r["order"] is None),
+        "mutation_p50_ms": _percentile([(r["done"] - r["sent"]) * 1000 for r in sent], 50),
+    }
+
+
+def _latency_variant(
+    run: Run,
+    base: str,
+    name: str,
+    customers: Sequence[str],
+    plan: Sequence[tuple[str, list[tuple[str, int]]]],
+    rate: float,
+    server_pid: int | None = None,
+) -> Result:
+    """Open one subscription per entry of ``customers`` (their ``myOrders``), send ``plan``
+    at ``rate``, and measure each delivery. With --profile and ``server_pid``: the plan is
+    sent once more afterwards (not counted) with py-spy sampling the server."""
+    ws_url = base.replace("http://", "ws://") + "/graphql"
+    profiled: Result | None = None
+    tokens = {c: run.token(c) for c in set(customers)}
+    subscribers = open_subscribers(
+        run, ws_url, [tokens[c] for c in customers], record=True, name=name, timeout=300
+    )
+    try:
+        live = _wait_subscriptions(base, subscribers.opened, 60)
+        log(
+            f"{name}: {subscribers.opened} subscribers open ({subscribers.failed} failed), "
+            f"{live} live on the server"
+        )
+        time.sleep(1.0)
+        per_customer = Counter(customers)
+        orders = [(tokens[c], lines) for c, lines in plan]
+        sent = asyncio.run(_place_orders(base, orders, rate))
+        time.sleep(2.0)  # let the last deliveries arrive
+        if run.cfg.profile and server_pid is not None:
+            profiled = _profile_deliveries(run, base, name, server_pid, orders, rate)
+    finally:
+        messages = close_subscribers(subscribers)
+    expected = sum(
+        per_customer[c] for (c, _), r in zip(plan, sent, strict=True) if r["order"] is not None
+    )
+    result = _deliveries(messages, sent, expected)
+    result.update(subscribers=subscribers.opened, failed_to_open=subscribers.failed, rate=rate)
+    result["profile"] = profiled
+    log(
+        f"{name}: {result['delivered']}/{expected} delivered, p50 {result['p50_ms']:.1f} ms, "
+        f"p99 {result['p99_ms']:.1f} ms"
+    )
+    return result
+
+
+def _profile_deliveries(
+    run: Run,
+    base: str,
+    name: str,
+    pid: int,
+    orders: Sequence[tuple[str, list[tuple[str, int]]]],
+    rate: float,
+) -> Result | None:
+    seconds = len(orders) / rate + 3.0
+    folded = run.work / "profiles" / f"{name}.txt"
+    sampler = profile.start(pid, seconds, folded)
+    if sampler is None:
+        return None
+    try:
+        asyncio.run(_place_orders(base, orders, rate))
+        sampler.wait(seconds + 60)
+    finally:
+        procs.stop(sampler)
+    summary: Result = profile.summarize(folded) if folded.exists() else {"samples": 0}
+    summary["folded_stacks"] = str(folded)
+    log(f"  profile of {name}: {profile.describe(summary)}")
+    return summary
+
+
+def phase_latency(run: Run) -> Result:
+    cfg, rng = run.cfg, random.Random(11)
+    server, base = servers.start_shopfront(run.folder, run.logs / "shopfront-latency.log")
+    try:
+        _restock(base, run)
+        n = cfg.subscribers
+        pool = run.picks.customers
+        # 1,000 customers, one subscription each; each order reaches its customer's one.
+        own = [pool[i % len(pool)] for i in range(n)]
+        count = max(1, round(cfg.latency_rate * cfg.latency_seconds))
+        plan = [(rng.choice(own), _order_plan(run, 1, rng)[0][1]) for _ in range(count)]
+        one_each = _latency_variant(run, base, "latency-each", own, plan, cfg.latency_rate)
+        # 1,000 subscriptions of one customer: every order is delivered 1,000 times.
+        fan = [pool[0]] * n
+        plan = [(pool[0], _order_plan(run, 1, rng)[0][1]) for _ in range(cfg.broadcast_events)]
+        broadcast = _latency_variant(
+            run, base, "latency-broadcast", fan, plan, cfg.broadcast_rate, server_pid=server.pid
+        )
+        return {"one_each": one_each, "broadcast": broadcast}
+    finally:
+        procs.stop(server)
+
+
+def phase_memory(run: Run) -> Result:
+    n = run.cfg.idle_subscriptions
+    server, base = servers.start_shopfront(run.folder, run.logs / "shopfront-memory.log")
+    ws_url = base.replace("http://", "ws://") + "/graphql"
+    pool = run.picks.customers
+    try:
+        # Warm the code paths (WebSocket, Strawberry's protocol handler) before the baseline.
+        warm = open_subscribers(
+            run, ws_url, [run.token(c) for c in pool[:20]], record=False, name="warm", timeout=60
+        )
+        _wait_subscriptions(base, warm.opened, 30)
+        close_subscribers(warm)
+        time.sleep(2.0)
+        before = procs.rss_bytes(server.pid)
+        started = time.monotonic()
+        tokens = {c: run.token(c) for c in pool[: min(n, len(pool))]}
+        chosen = [tokens[pool[i % len(tokens)]] for i in range(n)]
+        idle = open_subscribers(run, ws_url, chosen, record=False, name="idle", timeout=600)
+        try:
+            live = _wait_subscriptions(base, idle.opened, 120)
+            opened_in = time.monotonic() - started
+            time.sleep(3.0)
+            after = procs.rss_bytes(server.pid)
+            live = servers.live_subscriptions(base)
+        finally:
+            close_subscribers(idle)
+        per = (after - before) / max(live, 1)
+        log(
+            f"memory: {live} idle subscriptions (asked {n}, {idle.failed} failed) in "
+            f"{opened_in:.0f} s; RSS {before / 2**20:.0f} -> {after / 2**20:.0f} MiB, "
+            f"{per / 1024:.1f} KiB each"
+        )
+        return {
+            "asked": n,
+            "live": live,
+            "failed_to_open": idle.failed,
+            "rss_before": before,
+            "rss_after": after,
+            "bytes_per_subscription": per,
+            "seconds_to_open": opened_in,
+        }
+    finally:
+        procs.stop(server)
+
+
+# -- projection rebuild vs raw bulk insert ------------------------------------------------
+
+
+def _raw_bulk_insert(rebuilt: Path, target: Path) -> tuple[int, float]:
+    """Insert every row the projections produced into empty tables of the same schema,
+    with executemany, one transaction per table; (rows, seconds spent inserting)."""
+    tables = [table for projector in PROJECTORS.values() for table in projector.tables]
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(target) + suffix).unlink(missing_ok=True)
+    engine = sa.create_engine(f"sqlite:///{target}")
+    read_metadata.create_all(engine, tables=tables)
+    engine.dispose()
+    source = sqlite3.connect(rebuilt)
+    sink = sqlite3.connect(target, isolation_level=None)
+    sink.execute("PRAGMA journal_mode=WAL")
+    sink.execute("PRAGMA synchronous=NORMAL")  # the projectors' setting
+    rows_total, seconds = 0, 0.0
+    try:
+        for table in tables:
+            columns = ", ".join(f'"{c.name}"' for c in table.columns)
+            marks = ", ".join("?" for _ in table.columns)
+            rows = source.execute(f'SELECT {columns} FROM "{table.name}"').fetchall()
+            started = time.perf_counter()
+            sink.execute("BEGIN")
+            sink.executemany(f'INSERT INTO "{table.name}" ({columns}) VALUES ({marks})', rows)
+            sink.execute("COMMIT")
+            seconds += time.perf_counter() - started
+            rows_total += len(rows)
+    finally:
+        source.close()
+        sink.close()
+    return rows_total, seconds
+
+
+def phase_rebuild(run: Run) -> Result:
+    folder = dataset.working_copy(run.source, run.work / "rebuild")
+    out = run.work / "rebuild" / "result.json"
+    out.unlink(missing_ok=True)
+    worker = procs.start(
+        [sys.executable, "-m", "bench.rebuild_worker", str(folder), str(out)],
+        log=run.logs / "rebuild.log",
+    )
+    try:
+        worker.wait(run.cfg.phase_timeout)
+    finally:
+        procs.stop(worker)
+    if not out.exists():
+        raise RuntimeError(f"rebuild worker failed, see {run.logs / 'rebuild.log'}")
+    rebuilt: Result = json.loads(out.read_text())
+    log(f"rebuild: {rebuilt['events']} events, {rebuilt['seconds']:.1f} s")
+    rows, raw_seconds = _raw_bulk_insert(folder / "read.db", run.work / "rebuild" / "raw.db")
+    log(f"rebuild baseline: {rows} rows inserted raw in {raw_seconds:.1f} s")
+    events = int(rebuilt["events"])
+    return {
+        "events": events,
+        "projectors": len(PROJECTORS),
+        "rows": rows,
+        "ours": {"seconds": rebuilt["seconds"], "events_per_s": events / rebuilt["seconds"]},
+        "baseline": {"seconds": raw_seconds, "events_per_s": events / raw_seconds},
+        "per_projector_seconds": rebuilt["per_projector"],
+    }
+
+
+PHASES = {
+    "history": phase_history,
+    "reads": phase_reads,
+    "writes": phase_writes,
+    "latency": phase_latency,
+    "memory": phase_memory,
+    "rebuild": phase_rebuild,
+}

@@ -1,0 +1,131 @@
+"""What the measured screens look like: the GraphQL documents the bench sends, and the
+same answers built by hand from the read tables (the plain-route baseline) or from the
+write model (the join baseline of the order history screen)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+
+Json = dict[str, Any]
+
+# The order history screen: a customer's newest orders with their lines, payment,
+# shipment and timeline (what API.md says the screen needs, without any join).
+ORDER_FIELDS = """id status placedAt updatedAt totalCents currency itemCount
+      lines { sku productName quantity unitPriceCents lineTotalCents }
+      payment { status amountCents }
+      shipment { carrier trackingNumber status }
+      timeline { status at }"""
+MY_ORDERS = (
+    "query MyOrders($first: Int!) { myOrders(first: $first) { edges { cursor node { "
+    + ORDER_FIELDS
+    + " } } pageInfo { hasNextPage endCursor } } }"
+)
+PRODUCT = (
+    "query Product($sku: String!) { product(sku: $sku) "
+    "{ id sku name description priceCents currency stockAvailable inStock } }"
+)
+PLACE_ORDER = (
+    "mutation Place($input: PlaceOrderInput!) { placeOrder(input: $input) { "
+    "order { id status totalCents itemCount lines { sku productName quantity unitPriceCents } } "
+    "userErrors { field message code } } }"
+)
+MY_ORDERS_SUBSCRIPTION = (
+    "subscription { myOrders { event version occurredAt order { id status totalCents } } }"
+)
+PAGE = 20
+
+
+def body(query: str, variables: Mapping[str, Any]) -> str:
+    return orjson.dumps({"query": query, "variables": variables}).decode()
+
+
+def global_id(type_name: str, raw_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{type_name}:{raw_id}".encode()).decode().rstrip("=")
+
+
+def cursor(value: str) -> str:
+    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
+
+
+def graphql_time(value: str | None) -> str | None:
+    """A read-model time ("...Z") as the GraphQL DateTime scalar writes it."""
+    if value is None:
+        return None
+    return dt.datetime.fromisoformat(value).isoformat()
+
+
+def order_node(doc: Mapping[str, Any]) -> Json:
+    """One order of the history screen, from its read-model document."""
+    payment, shipment = doc["payment"], doc["shipment"]
+    return {
+        "id": global_id("Order", doc["id"]),
+        "status": doc["status"],
+        "placedAt": graphql_time(doc["placed_at"]),
+        "updatedAt": graphql_time(doc["updated_at"]),
+        "totalCents": doc["total_cents"],
+        "currency": doc["currency"],
+        "itemCount": doc["item_count"],
+        "lines": [
+            {
+                "sku": line["sku"],
+                "productName": line["product_name"],
+                "quantity": line["quantity"],
+                "unitPriceCents": line["unit_price_cents"],
+                "lineTotalCents": line["quantity"] * line["unit_price_cents"],
+            }
+            for line in doc["lines"]
+        ],
+        "payment": None
+        if payment is None
+        else {"status": payment["status"], "amountCents": payment["amount_cents"]},
+        "shipment": None
+        if shipment is None
+        else {
+            "carrier": shipment["carrier"],
+            "trackingNumber": shipment["tracking_number"],
+            "status": shipment["status"],
+        },
+        "timeline": [
+            {"status": step["status"], "at": graphql_time(step["at"])} for step in doc["timeline"]
+        ],
+    }
+
+
+def my_orders_data(docs: Sequence[Mapping[str, Any]], first: int) -> Json:
+    """``data`` of the MyOrders query, from up to ``first + 1`` history documents."""
+    edges = [
+        {"cursor": cursor(str(doc["sort_key"])), "node": order_node(doc)} for doc in docs[:first]
+    ]
+    return {
+        "myOrders": {
+            "edges": edges,
+            "pageInfo": {
+                "hasNextPage": len(docs) > first,
+                "endCursor": edges[-1]["cursor"] if edges else None,
+            },
+        }
+    }
+
+
+def product_data(row: Mapping[str, Any] | None) -> Json:
+    """``data`` of the Product query, from a catalog_products row."""
+    if row is None:
+        return {"product": None}
+    stock = max(row["stock_available"], 0)
+    return {
+        "product": {
+            "id": global_id("Product", row["product_id"]),
+            "sku": row["sku"],
+            "name": row["name"],
+            "description": row["description"],
+            "priceCents": row["price_cents"],
+            "currency": row["currency"],
+            "stockAvailable": stock,
+            "inStock": stock > 0,
+        }
+    }

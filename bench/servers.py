@@ -1,0 +1,76 @@
+"""The two servers the bench drives: Shopfront as users run it (``shopfront serve``:
+uvicorn, one worker, production settings) and the plain-Starlette baseline."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from bench import procs
+from bench.dataset import db_env, sqlite_url
+
+JWT_SECRET = "bench-secret-" + "x" * 40  # loopback only; tokens are made by the bench
+
+
+def shopfront_env(folder: Path) -> dict[str, str]:
+    return {
+        **db_env(folder),
+        "SHOPFRONT_ENV": "prod",
+        "SHOPFRONT_JWT_SECRET": JWT_SECRET,
+        # The bench is one client hammering loopback: no per-identity rate limit, and
+        # room for thousands of sockets and subscriptions per identity.
+        "SHOPFRONT_RATE_LIMIT_PER_SECOND": "0",
+        "SHOPFRONT_MAX_WEBSOCKETS_PER_IDENTITY": "1000000",
+        "SHOPFRONT_MAX_SUBSCRIPTIONS_PER_IDENTITY": "1000000",
+    }
+
+
+def shopfront_command(port: int) -> list[str]:
+    return [str(procs.BIN / "shopfront"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+
+
+def baseline_command(port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "bench.baseline_app:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--no-access-log",
+    ]
+
+
+def start_shopfront(folder: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = procs.free_port()
+    process = procs.start(shopfront_command(port), env=shopfront_env(folder), log=log)
+    base = f"http://127.0.0.1:{port}"
+    procs.wait_http(base + "/readyz", process)
+    return process, base
+
+
+def start_baseline(folder: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = procs.free_port()
+    env = {
+        "BENCH_READ_DATABASE_URL": sqlite_url(folder / "read.db"),
+        "BENCH_JWT_SECRET": JWT_SECRET,
+    }
+    process = procs.start(baseline_command(port), env=env, log=log)
+    base = f"http://127.0.0.1:{port}"
+    procs.wait_http(base + "/healthz", process)
+    return process, base
+
+
+def live_subscriptions(base: str) -> int:
+    """The ``shopfront_subscriptions`` gauge of /metrics."""
+    with urllib.request.urlopen(base + "/metrics", timeout=10) as answer:
+        for line in answer.read().decode().splitlines():
+            if line.startswith("shopfront_subscriptions "):
+                return int(float(line.split()[1]))
+    return 0
