@@ -8,10 +8,12 @@ swaps are refused); ``exp`` is required, ``nbf`` honoured, issuer and audience o
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any, cast
 
 import jwt
+from starlette.datastructures import Headers
 
 from api.settings import Settings
 from domain.commands import Actor, Role
@@ -117,5 +119,18 @@ def decode_token(secret: str, token: str) -> Actor:
     return Authenticator(Settings(jwt_secret=secret)).decode(token)
 
 
-def actor_from_header(authenticator: Authenticator, header: str | None) -> Actor | None:
-    return authenticator.actor(header)
+_SCOPE_KEY = "shopfront.actor"
+
+
+def request_actor(authenticator: Authenticator, scope: MutableMapping[str, Any]) -> Actor | None:
+    """The caller of an HTTP request, verified once per request: the rate limiter and the
+    GraphQL endpoint both ask, and the answer (or the refusal) is kept in the scope."""
+    if _SCOPE_KEY not in scope:
+        try:
+            scope[_SCOPE_KEY] = authenticator.actor(Headers(scope=scope).get("authorization"))
+        except InvalidToken as error:
+            scope[_SCOPE_KEY] = error
+    found = scope[_SCOPE_KEY]
+    if isinstance(found, InvalidToken):
+        raise found
+    return found  # type: ignore[no-any-return]

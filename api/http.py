@@ -35,7 +35,7 @@ from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
 from api import consistency
-from api.auth import InvalidToken, actor_from_header
+from api.auth import InvalidToken, request_actor
 from api.context import Context
 from api.errors import request_error, with_code
 from api.http_request import (
@@ -125,7 +125,7 @@ async def graphql_http(request: Request, services: Services) -> Response:
         )
     try:
         params = await read_request(request)
-        actor = actor_from_header(services.authenticator, request.headers.get("authorization"))
+        actor = request_actor(services.authenticator, request.scope)
         behind = await _await_consistency(request, services)
     except BadRequest as error:
         return _respond(

@@ -8,10 +8,9 @@ import time
 from collections import OrderedDict
 
 import orjson
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.auth import Authenticator, InvalidToken
+from api.auth import Authenticator, InvalidToken, request_actor
 
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -89,7 +88,7 @@ class RateLimit:
 
     def _key(self, scope: Scope) -> str:
         try:
-            actor = self.authenticator.actor(Headers(scope=scope).get("authorization"))
+            actor = request_actor(self.authenticator, scope)
         except InvalidToken:
             actor = None  # refused later anyway; count it against the address
         if actor is not None:

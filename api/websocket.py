@@ -23,7 +23,7 @@ from strawberry.schema import Schema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.types.unset import UnsetType
 
-from api.auth import InvalidToken, actor_from_header
+from api.auth import InvalidToken
 from api.context import Context
 from api.services import Services
 from api.ws_limits import identity_key
@@ -58,7 +58,7 @@ class WebSocketGraphQL(GraphQL[Context, None]):
         if header is not None and not isinstance(header, str):
             raise ConnectionRejectionError({"message": "Authorization must be a string"})
         try:
-            context.actor = actor_from_header(self.services.authenticator, header)
+            context.actor = self.services.authenticator.actor(header)
         except InvalidToken as error:
             raise ConnectionRejectionError({"message": str(error)}) from None
         key = identity_key(context.actor, context.address)
