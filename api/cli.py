@@ -69,6 +69,7 @@ def serve(
         log_level=settings.log_level,
         log_config=None,
         access_log=settings.is_dev,
+        ws_per_message_deflate=settings.websocket_compression,
     )
 
 

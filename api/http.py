@@ -34,7 +34,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
-from api import consistency
+from api import consistency, response_cache
 from api.auth import InvalidToken, request_actor
 from api.context import Context
 from api.errors import request_error, with_code
@@ -45,11 +45,13 @@ from api.http_request import (
     OPERATION_COUNT_MAX_TOKENS,
     VARY,
     BadRequest,
+    GraphQLRequest,
     accept_header,
     negotiate,
     read_request,
 )
 from api.services import Services
+from domain.commands import Actor
 
 log = logging.getLogger("shopfront.http")
 
@@ -82,8 +84,9 @@ async def _await_consistency(request: Request, services: Services) -> dict[str, 
 
 
 @functools.lru_cache(maxsize=1024)
-def _operation_count(query: str) -> int:
-    """How many operations a document defines (0 if it does not parse: reported later).
+def _operations(query: str) -> dict[str | None, str]:
+    """The operations a document defines, name -> kind (``query``, ``mutation``,
+    ``subscription``); empty if it does not parse (reported later).
 
     Strawberry would run the first of several operations when no operationName is given,
     so they are counted here. The parse is bounded (far above the schema's own token
@@ -91,8 +94,38 @@ def _operation_count(query: str) -> int:
     try:
         document = parse(query, no_location=True, max_tokens=OPERATION_COUNT_MAX_TOKENS)
     except GraphQLError:
-        return 0
-    return sum(isinstance(d, OperationDefinitionNode) for d in document.definitions)
+        return {}
+    return {
+        d.name.value if d.name else None: d.operation.value
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode)
+    }
+
+
+def _is_query(operations: dict[str | None, str], operation_name: str | None) -> bool:
+    if operation_name is None:
+        return len(operations) == 1 and "query" in operations.values()
+    return operations.get(operation_name) == "query"
+
+
+def _cache_key(
+    services: Services, params: GraphQLRequest, actor: Actor | None
+) -> response_cache.Key | None:
+    cache = services.response_cache
+    if not cache.enabled or not _is_query(_operations(params.query), params.operation_name):
+        return None
+    who = "anonymous" if actor is None else f"{actor.role}:{actor.id}"
+    return cache.key(params.query, params.operation_name, params.variables, who)
+
+
+def _respond_cached(entry: response_cache.Entry, services: Services, media_type: str) -> Response:
+    extensions = {**(entry.extensions or {}), "readModel": read_model_extension(services)}
+    return Response(
+        entry.body + b',"extensions":' + orjson.dumps(extensions) + b"}",
+        200,
+        headers=VARY,
+        media_type=f"{media_type}; charset={CHARSET}",
+    )
 
 
 def _respond(
@@ -146,7 +179,7 @@ async def graphql_http(request: Request, services: Services) -> Response:
         else (OperationType.QUERY, OperationType.MUTATION)
     )
     query, operation_name = params.query, params.operation_name
-    if operation_name is None and _operation_count(query) > 1:
+    if operation_name is None and len(_operations(query)) > 1:
         return _respond(
             request_error(
                 "The document has several operations: say which in operationName",
@@ -155,6 +188,13 @@ async def graphql_http(request: Request, services: Services) -> Response:
             _request_error_status(media_type),
             media_type,
         )
+    cache_key = _cache_key(services, params, actor)
+    recording = None
+    if cache_key is not None:
+        entry = services.response_cache.get(cache_key)
+        if entry is not None:
+            return _respond_cached(entry, services, media_type)
+        recording = services.response_cache.recording()
     schema = request.app.state.schema
     try:
         result = await schema.execute(
@@ -192,6 +232,9 @@ async def graphql_http(request: Request, services: Services) -> Response:
             400,
             media_type,
         )
+    finally:
+        if recording is not None:
+            recording.close()
     body: dict[str, Any] = {}
     if result.errors:
         expose = services.settings.is_dev
@@ -212,6 +255,8 @@ async def graphql_http(request: Request, services: Services) -> Response:
     )
     if not is_request_error:
         body["data"] = result.data
+        if cache_key is not None and recording is not None and not result.errors:
+            services.response_cache.put(cache_key, recording, result.data, result.extensions)
     body["extensions"] = {**(result.extensions or {}), "readModel": read_model_extension(services)}
     status = _request_error_status(media_type) if is_request_error else 200
     return _respond(body, status, media_type)

@@ -1,4 +1,5 @@
-"""Prometheus metrics: HTTP requests and latencies, projector positions, lag and errors."""
+"""Prometheus metrics: HTTP requests and latencies, projector positions, lag and errors,
+subscriptions, the response cache."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import time
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -47,6 +48,18 @@ class ProjectionCollector(Collector):
         subscribers = GaugeMetricFamily("shopfront_subscriptions", "Live order subscriptions")
         subscribers.add_metric([], self.services.broker.subscriber_count)
         yield subscribers
+        cache = self.services.response_cache
+        lookups = CounterMetricFamily(
+            "shopfront_response_cache_lookups",
+            "Query responses looked up in the response cache",
+            labels=["result"],
+        )
+        lookups.add_metric(["hit"], cache.hits)
+        lookups.add_metric(["miss"], cache.misses)
+        yield lookups
+        held = GaugeMetricFamily("shopfront_response_cache_bytes", "Bytes held by the cache")
+        held.add_metric([], cache.bytes)
+        yield held
 
 
 class Metrics:

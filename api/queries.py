@@ -8,6 +8,7 @@ from api import readers
 from api.context import Info
 from api.errors import ApiError
 from api.ids import decode_cursor, encode_cursor, from_global_id
+from api.response_cache import mark_uncacheable
 from api.types.common import Node, check_first, page_info
 from api.types.customer import Customer
 from api.types.dashboard import (
@@ -178,6 +179,7 @@ class Query:
     @strawberry.field(description="Staff only: where each projection is in the event log.")
     def projections(self, info: Info) -> list[ProjectionStatus]:
         info.context.require_staff()
+        mark_uncacheable()  # the runner's state in memory, not a read table
         return [
             ProjectionStatus(
                 name=s.name,

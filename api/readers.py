@@ -9,6 +9,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.response_cache import record_tables
 from projections.base import OrderChange, as_utc
 from projections.read_tables import (
     catalog_products,
@@ -26,6 +27,7 @@ Doc = dict[str, Any]
 
 
 async def fetch_all(engine: AsyncEngine, query: sa.Select[Any]) -> Sequence[Row]:
+    record_tables(getattr(table, "name", "?") for table in query.get_final_froms())
     async with engine.connect() as conn:
         rows: Sequence[Row] = (await conn.execute(query)).all()
         return rows

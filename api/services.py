@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.auth import Authenticator
 from api.database import create_engine, create_sync_engine
 from api.pubsub import OrderBroker
+from api.response_cache import ResponseCache
 from api.settings import Settings
 from api.ws_limits import ConnectionLimits
 from domain.bus import CommandBus
@@ -34,6 +35,7 @@ class Services:
     broker: OrderBroker
     authenticator: Authenticator
     connection_limits: ConnectionLimits
+    response_cache: ResponseCache
     _key_refresh: asyncio.Task[None] | None = None
 
     @classmethod
@@ -65,6 +67,11 @@ class Services:
             Authenticator(settings),
             ConnectionLimits(
                 settings.max_websockets_per_identity, settings.max_subscriptions_per_identity
+            ),
+            ResponseCache(
+                int(settings.response_cache_mb * 2**20),
+                {table.name: name for name, p in PROJECTORS.items() for table in p.tables},
+                runner.version,
             ),
         )
 

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     max_subscriptions_per_identity: int = Field(default=100, ge=1)
     websocket_init_timeout: float = Field(default=10.0, gt=0)
     websocket_idle_timeout: float = Field(default=300.0, gt=0)
+    # Query responses kept per process, invalidated by the read-table positions; 0: off.
+    response_cache_mb: float = Field(default=64.0, ge=0)
+    # permessage-deflate on WebSockets: ~40 KiB of zlib state per connection, for
+    # messages of a few hundred bytes; off unless asked for.
+    websocket_compression: bool = False
     log_level: str = "info"
     # Test-only fault injection: "NAME[:N]" kills the process (SIGKILL) after projector NAME
     # has written its rows for the N-th time, before they commit. Never set it in production.

@@ -77,6 +77,18 @@ def ensure_seeded(sizes: Sizes, timeout: float) -> tuple[Path, bool, dict[str, o
     meta_file = folder / "meta.json"
     if meta_file.exists():
         meta: dict[str, object] = json.loads(meta_file.read_text())
+        # Seeded by an older version: bring the schema up to date (a no-op when it is).
+        migrate = seed_commands(sizes)[0]
+        subprocess.run(
+            migrate,
+            cwd=procs.ROOT,
+            env={**_base_env(), **db_env(folder)},
+            capture_output=True,
+            check=True,
+            timeout=timeout,
+        )
+        for name in DB_FILES:
+            checkpoint(folder / name)
         return folder, True, meta
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)

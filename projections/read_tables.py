@@ -104,6 +104,8 @@ projection_checkpoints = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("position", Position, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
+    # Bumped when the rows change other than by moving forward (rebuild, retry).
+    sa.Column("generation", sa.Integer, nullable=False, server_default="0"),
 )
 
 # Events a projector could not apply ("poison"), parked with the error; later events of the

@@ -94,7 +94,8 @@ def rebuild(log: Engine, live: Engine, name: str, projector: Projector) -> int:
                         f"SELECT {columns} FROM shadow.projection_dead_letters"
                     )
                     db.execute(
-                        "UPDATE projection_checkpoints SET position = ? WHERE name = ?",
+                        "UPDATE projection_checkpoints"
+                        " SET position = ?, generation = generation + 1 WHERE name = ?",
                         (target, name),
                     )
                     db.execute("COMMIT")

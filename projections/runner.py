@@ -57,6 +57,7 @@ class StepOutcome:
     positions: dict[str, int]
     errors: dict[str, str | None]
     changes: list[OrderChange]
+    generations: dict[str, int] = dataclasses.field(default_factory=dict)
     dead_letters: dict[str, int] | None = None
     advanced: int = 0
     head: int = 0
@@ -82,6 +83,9 @@ class ProjectionRunner:
         self.poll_interval = poll_interval
         self.publish = publish
         self.positions: dict[str, int] = {}
+        # Bumped in the checkpoint row whenever a projector's rows change other than by
+        # moving forward (a rebuild swapped in, parked events retried), in any process.
+        self.generations: dict[str, int] = {}
         self.errors: dict[str, str] = {}
         self.dead_letters: dict[str, int] = {}
         # Test-only fault injection, "NAME" or "NAME:N": die like SIGKILL after applying
@@ -104,6 +108,7 @@ class ProjectionRunner:
     # -- life cycle ---------------------------------------------------------------------
     async def load_checkpoints(self) -> None:
         self.positions, head = await self._in_thread(self._load_checkpoints)
+        self.generations = await self._in_thread(self._read_generations)
         self.dead_letters = await self._in_thread(self._count_dead_letters)
         self._observe_head(head)
 
@@ -120,6 +125,16 @@ class ProjectionRunner:
             rows = conn.execute(sa.select(table.c.name, sa.func.count()).group_by(table.c.name))
             counts: dict[str, int] = {row[0]: row[1] for row in rows}
         return {name: int(counts.get(name, 0)) for name in self.projectors}
+
+    def _read_generations(self) -> dict[str, int]:
+        with self.read_engine.connect() as conn:
+            rows = conn.execute(sa.select(checkpoints.c.name, checkpoints.c.generation))
+            return {row[0]: int(row[1]) for row in rows}
+
+    def version(self, name: str) -> tuple[int, int]:
+        """(generation, position) of one projector: its rows are unchanged for as long as
+        this is (what the response cache checks)."""
+        return self.generations.get(name, 0), self.positions.get(name, 0)
 
     def _load_checkpoints(self) -> tuple[dict[str, int], int]:
         with self.read_engine.begin() as conn:
@@ -200,6 +215,7 @@ class ProjectionRunner:
                 await self.publish(outcome.changes)  # committed before the move was seen
             return 1
         self.positions.update(outcome.positions)
+        self.generations.update(outcome.generations)
         if outcome.dead_letters is not None:
             self.dead_letters = outcome.dead_letters
         self._observe_head(outcome.head)
@@ -216,6 +232,8 @@ class ProjectionRunner:
 
     def _step(self, positions: dict[str, int]) -> StepOutcome:
         outcome = StepOutcome(positions={}, errors={}, changes=[])
+        # Noticed within one poll: a rebuild or retry run by another process.
+        outcome.generations = self._read_generations()
         # One batch per distinct position: a projector stuck on a failing event must not
         # hold the others to its own window of the log.
         with self.log_engine.connect() as conn:
@@ -306,6 +324,7 @@ class ProjectionRunner:
             rebuild_projection, self.log_engine, self.read_engine, name, self.projectors[name]
         )
         self.positions[name] = position
+        self.generations = await self._in_thread(self._read_generations)
         self.errors.pop(name, None)
         self.dead_letters = await self._in_thread(self._count_dead_letters)
         self._wake.set()
@@ -368,7 +387,10 @@ class ProjectionRunner:
                     conn.execute(
                         checkpoints.update()
                         .where(checkpoints.c.name == pname)
-                        .values(updated_at=dt.datetime.now(dt.UTC))
+                        .values(
+                            updated_at=dt.datetime.now(dt.UTC),
+                            generation=checkpoints.c.generation + 1,
+                        )
                     )
                     letters = dead_letters.list_dead_letters(conn, pname)
                     if not letters:
@@ -381,6 +403,7 @@ class ProjectionRunner:
             return results, published
 
         results, changes = await self._in_thread(work)
+        self.generations = await self._in_thread(self._read_generations)
         self.dead_letters = await self._in_thread(self._count_dead_letters)
         if changes and self.publish is not None:
             await self.publish(changes)
