@@ -18,6 +18,7 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from api.errors import ErrorCodes
+from api.fanout import FanOutExecutionContext
 from api.limits import CostLimit, Limits, validation_rules
 from api.mutations.catalog import CatalogMutations
 from api.mutations.customer import CustomerMutations
@@ -63,6 +64,7 @@ def build_schema(
         subscription=Subscription,
         types=[Product, Customer, Order],
         extensions=extensions,
+        execution_context_class=FanOutExecutionContext,
     )
 
 

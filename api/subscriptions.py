@@ -11,19 +11,10 @@ import strawberry
 from api import readers
 from api.context import Info
 from api.errors import ApiError
+from api.fanout import shared_event
 from api.ids import raw_id_of
 from api.types.order import Order, OrderEvent
 from domain.model import can_see_order
-from projections.base import OrderChange
-
-
-def _event(change: OrderChange) -> OrderEvent:
-    return OrderEvent(
-        event=change.event,
-        version=change.version,
-        occurred_at=change.occurred_at,
-        order=Order.from_doc(dict(change.doc)),
-    )
 
 
 @strawberry.type
@@ -68,11 +59,11 @@ class Subscription:
                 version = max(after_version, 0)
                 for change in await readers.order_changes(services.read_engine, raw_id, version):
                     version = change.version
-                    yield _event(change)
+                    yield shared_event(change)
             async for change in subscription:
                 if change.version > version:  # the snapshot already covered older ones
                     version = change.version
-                    yield _event(change)
+                    yield shared_event(change)
 
     @strawberry.subscription(
         description="Every change to any of the caller's orders (staff: every order)."
@@ -84,4 +75,4 @@ class Subscription:
         key = "all" if actor.is_staff else f"customer:{actor.id}"
         with info.context.follow(key) as subscription:
             async for change in subscription:
-                yield _event(change)
+                yield shared_event(change)

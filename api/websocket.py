@@ -25,6 +25,7 @@ from strawberry.types.unset import UnsetType
 
 from api.auth import InvalidToken
 from api.context import Context
+from api.fanout import PayloadEncoder
 from api.services import Services
 from api.ws_limits import identity_key
 
@@ -43,6 +44,10 @@ class WebSocketGraphQL(GraphQL[Context, None]):
             connection_init_wait_timeout=dt.timedelta(seconds=settings.websocket_init_timeout),
         )
         self.services = services
+        self.payloads = PayloadEncoder()
+
+    def encode_json(self, data: object) -> str:
+        return self.payloads.encode(data)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket

@@ -241,32 +241,58 @@ def _same_answers(base: str, plain: str, workload: Workload, path: str) -> bool:
     return True
 
 
-def phase_reads(run: Run) -> Result:
-    server, base = servers.start_shopfront(run.folder, run.logs / "shopfront-reads.log")
-    plain_server, plain = servers.start_baseline(run.folder, run.logs / "baseline.log")
-    run.pids.update({base: server.pid, plain: plain_server.pid})
-    try:
-        picks = run.picks
-        my_orders = [
-            Entry(f"Bearer {run.token(c)}", body(MY_ORDERS, {"first": PAGE}))
-            for c in picks.history_customers
-        ]
-        products = [Entry(None, body(PRODUCT, {"sku": sku})) for sku in picks.skus]
-        out: Result = {}
+def _read_workloads(run: Run) -> list[tuple[str, Workload, Workload]]:
+    picks = run.picks
+    my_orders = [
+        Entry(f"Bearer {run.token(c)}", body(MY_ORDERS, {"first": PAGE}))
+        for c in picks.history_customers
+    ]
+    products = [Entry(None, body(PRODUCT, {"sku": sku})) for sku in picks.skus]
+    return [
+        (
+            path,
+            Workload(name, "/graphql", tuple(entries)),
+            Workload(name + "_plain", path, tuple(entries)),
+        )
         for name, entries, path in (
             ("my_orders", my_orders, "/my-orders"),
             ("product", products, "/product"),
-        ):
-            ours = Workload(name, "/graphql", tuple(entries))
-            theirs = Workload(name + "_plain", path, tuple(entries))
-            same = _same_answers(base, plain, ours, path)
-            log(f"{name}: GraphQL and plain route give the same data: {same}")
-            mine, baseline = measure_pair(run, (base, ours), (plain, theirs))
-            out[name] = {"ours": mine, "baseline": baseline, "same_data": same}
+        )
+    ]
+
+
+def phase_reads(run: Run) -> Result:
+    """Each read figure twice: Shopfront as configured by default (response cache on),
+    then a second Shopfront process with SHOPFRONT_RESPONSE_CACHE_MB=0 (every request
+    parsed, validated and executed), each against the plain route in alternating rounds."""
+    plain_server, plain = servers.start_baseline(run.folder, run.logs / "baseline.log")
+    run.pids[plain] = plain_server.pid
+    out: Result = {}
+    try:
+        for variant, extra_env in (("", {}), ("_uncached", {"SHOPFRONT_RESPONSE_CACHE_MB": "0"})):
+            server, base = servers.start_shopfront(
+                run.folder, run.logs / f"shopfront-reads{variant}.log", **extra_env
+            )
+            run.pids[base] = server.pid
+            try:
+                for path, ours, theirs in _read_workloads(run):
+                    same = _same_answers(base, plain, ours, path)
+                    log(f"{ours.name}{variant}: GraphQL and plain route give the same data: {same}")
+                    hits, misses = servers.cache_lookups(base)
+                    mine, baseline = measure_pair(run, (base, ours), (plain, theirs))
+                    hits2, misses2 = servers.cache_lookups(base)
+                    lookups = hits2 - hits + misses2 - misses
+                    mine["cache_hit_ratio"] = (hits2 - hits) / lookups if lookups else None
+                    out[ours.name + variant] = {
+                        "ours": mine,
+                        "baseline": baseline,
+                        "same_data": same,
+                    }
+            finally:
+                procs.stop(server)
         return out
     finally:
         procs.stop(plain_server)
-        procs.stop(server)
 
 
 # -- placeOrder over HTTP vs raw sqlite3 ----------------------------------------------

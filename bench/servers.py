@@ -47,9 +47,12 @@ def baseline_command(port: int) -> list[str]:
     ]
 
 
-def start_shopfront(folder: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_shopfront(
+    folder: Path, log: Path, **extra_env: str
+) -> tuple[subprocess.Popen[bytes], str]:
     port = procs.free_port()
-    process = procs.start(shopfront_command(port), env=shopfront_env(folder), log=log)
+    env = {**shopfront_env(folder), **extra_env}
+    process = procs.start(shopfront_command(port), env=env, log=log)
     base = f"http://127.0.0.1:{port}"
     procs.wait_http(base + "/readyz", process)
     return process, base
@@ -74,3 +77,15 @@ def live_subscriptions(base: str) -> int:
             if line.startswith("shopfront_subscriptions "):
                 return int(float(line.split()[1]))
     return 0
+
+
+def cache_lookups(base: str) -> tuple[float, float]:
+    """(hits, misses) of the server's response cache so far, from /metrics."""
+    with urllib.request.urlopen(base + "/metrics", timeout=30) as response:
+        text = response.read().decode()
+    counts = {"hit": 0.0, "miss": 0.0}
+    for line in text.splitlines():
+        if line.startswith("shopfront_response_cache_lookups_total{"):
+            result = line.split('result="', 1)[1].split('"', 1)[0]
+            counts[result] = float(line.rsplit(" ", 1)[1])
+    return counts["hit"], counts["miss"]
