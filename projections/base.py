@@ -58,4 +58,6 @@ def as_utc(value: dt.datetime) -> dt.datetime:
 
 
 def iso(value: dt.datetime) -> str:
-    return as_utc(value).isoformat().replace("+00:00", "Z")
+    """A time as stored in documents: UTC, exactly as the GraphQL DateTime scalar writes it
+    (``isoformat()``), so that a screen can hand it on without parsing it again."""
+    return as_utc(value).isoformat()

@@ -86,29 +86,30 @@ def fold(events: Iterable[StoredEvent[Any]]) -> Doc:
     return doc
 
 
-def assert_iso_z(value: str) -> None:
+def assert_iso_utc(value: str) -> None:
+    """UTC, written exactly as the GraphQL DateTime scalar writes it."""
     assert isinstance(value, str)
-    assert value.endswith("Z")
-    assert "+00:00" not in value
-    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    assert value.endswith("+00:00")
+    parsed = dt.datetime.fromisoformat(value)
     assert parsed.tzinfo is not None
     assert parsed.utcoffset() == dt.timedelta(0)
+    assert parsed.isoformat() == value
 
 
 # --------------------------------------------------------------------------- iso helper
 
 
-def test_iso_formats_utc_with_z() -> None:
-    assert iso(T0) == "2024-05-01T12:00:00Z"
+def test_iso_formats_utc_as_graphql_does() -> None:
+    assert iso(T0) == "2024-05-01T12:00:00+00:00"
 
 
 def test_iso_treats_naive_as_utc() -> None:
-    assert iso(dt.datetime(2024, 5, 1, 12, 0, 0)) == "2024-05-01T12:00:00Z"
+    assert iso(dt.datetime(2024, 5, 1, 12, 0, 0)) == "2024-05-01T12:00:00+00:00"
 
 
 def test_iso_converts_other_zones_to_utc() -> None:
     cest = dt.timezone(dt.timedelta(hours=2))
-    assert iso(dt.datetime(2024, 5, 1, 14, 0, 0, tzinfo=cest)) == "2024-05-01T12:00:00Z"
+    assert iso(dt.datetime(2024, 5, 1, 14, 0, 0, tzinfo=cest)) == "2024-05-01T12:00:00+00:00"
 
 
 # --------------------------------------------------------------------------- OrderPlaced
@@ -116,7 +117,7 @@ def test_iso_converts_other_zones_to_utc() -> None:
 
 def test_placed_builds_full_document() -> None:
     doc = apply_event(None, placed())
-    t0 = "2024-05-01T12:00:00Z"
+    t0 = "2024-05-01T12:00:00+00:00"
     assert doc == {
         "id": ORDER_ID,
         "customer_id": CUSTOMER_ID,
@@ -159,10 +160,10 @@ def test_placed_document_is_json_serializable() -> None:
     assert '"status":"DELIVERED"' in text
 
 
-def test_placed_with_naive_time_still_ends_in_z() -> None:
+def test_placed_with_naive_time_is_utc() -> None:
     doc = apply_event(None, placed(when=dt.datetime(2024, 1, 2, 3, 4, 5, 678000)))
-    assert doc["placed_at"] == "2024-01-02T03:04:05.678000Z"
-    assert_iso_z(doc["timeline"][0]["at"])
+    assert doc["placed_at"] == "2024-01-02T03:04:05.678000+00:00"
+    assert_iso_utc(doc["timeline"][0]["at"])
 
 
 # --------------------------------------------------------------------------- full lifecycle
@@ -189,9 +190,9 @@ def test_full_lifecycle_placed_paid_shipped_delivered() -> None:
     ]
     assert [entry["at"] for entry in doc["timeline"]] == [iso(ev.occurred_at) for ev in events]
     for entry in doc["timeline"]:
-        assert_iso_z(entry["at"])
-    assert_iso_z(doc["placed_at"])
-    assert_iso_z(doc["updated_at"])
+        assert_iso_utc(entry["at"])
+    assert_iso_utc(doc["placed_at"])
+    assert_iso_utc(doc["updated_at"])
 
     assert doc["payment"] == {
         "status": "PAID",
@@ -206,9 +207,9 @@ def test_full_lifecycle_placed_paid_shipped_delivered() -> None:
         "shipped_at": iso(at(60)),
         "delivered_at": iso(at(24 * 60)),
     }
-    assert_iso_z(doc["payment"]["paid_at"])
-    assert_iso_z(doc["shipment"]["shipped_at"])
-    assert_iso_z(doc["shipment"]["delivered_at"])
+    assert_iso_utc(doc["payment"]["paid_at"])
+    assert_iso_utc(doc["shipment"]["shipped_at"])
+    assert_iso_utc(doc["shipment"]["delivered_at"])
 
 
 def test_each_step_of_the_lifecycle() -> None:
@@ -271,7 +272,7 @@ def test_cancel_paid_order_refunds_payment() -> None:
         "paid_at": iso(at(5)),
         "refunded_at": iso(cancel_at),
     }
-    assert_iso_z(doc["payment"]["refunded_at"])
+    assert_iso_utc(doc["payment"]["refunded_at"])
     assert doc["shipment"] is None
     assert [t["status"] for t in doc["timeline"]] == ["PLACED", "PAID", "CANCELLED"]
     assert doc["timeline"][-1]["at"] == iso(cancel_at)
