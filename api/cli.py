@@ -197,8 +197,7 @@ def projections_rebuild(
     async def work(services: Services) -> None:
         names = [name] if name else list(services.runner.projectors)
         _check_name(services, name)
-        for one in names:
-            await services.runner.rebuild(one)
+        await services.runner.rebuild(names)  # one pass over the log for all of them
         await services.runner.catch_up()
         console.print(f"Rebuilt {', '.join(names)} up to position {services.runner.position}.")
 

@@ -760,7 +760,6 @@ def phase_rebuild(run: Run) -> Result:
         "rows": rows,
         "ours": {"seconds": rebuilt["seconds"], "events_per_s": events / rebuilt["seconds"]},
         "baseline": {"seconds": raw_seconds, "events_per_s": events / raw_seconds},
-        "per_projector_seconds": rebuilt["per_projector"],
     }
 
 

@@ -34,7 +34,16 @@ def _placed(event: StoredEvent[e.OrderPlaced]) -> Doc:
         "currency": data.currency,
         "total_cents": data.total_cents,
         "item_count": data.item_count,
-        "lines": [dataclasses.asdict(line) for line in data.lines],
+        "lines": [
+            {
+                "sku": line.sku,
+                "product_id": line.product_id,
+                "product_name": line.product_name,
+                "quantity": line.quantity,
+                "unit_price_cents": line.unit_price_cents,
+            }
+            for line in data.lines
+        ],
         "payment": None,
         "shipment": None,
         "timeline": [{"status": "PLACED", "at": at}],

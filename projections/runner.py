@@ -317,15 +317,17 @@ class ProjectionRunner:
         return min(self.positions.values(), default=0)
 
     # -- operations -------------------------------------------------------------------------
-    async def rebuild(self, name: str) -> None:
-        """Rebuild one projector from position 0 into shadow tables while the live ones
-        keep serving, then swap them in atomically (see ``rebuild.py``)."""
+    async def rebuild(self, names: Sequence[str] | None = None) -> None:
+        """Rebuild projectors (all by default) from position 0 into shadow tables while
+        the live ones keep serving, then swap them in atomically (see ``rebuild.py``)."""
+        chosen = {name: self.projectors[name] for name in (names or self.projectors)}
         position = await self._in_thread(
-            rebuild_projection, self.log_engine, self.read_engine, name, self.projectors[name]
+            rebuild_projection, self.log_engine, self.read_engine, chosen
         )
-        self.positions[name] = position
+        for name in chosen:
+            self.positions[name] = position
+            self.errors.pop(name, None)
         self.generations = await self._in_thread(self._read_generations)
-        self.errors.pop(name, None)
         self.dead_letters = await self._in_thread(self._count_dead_letters)
         self._wake.set()
 

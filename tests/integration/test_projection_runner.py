@@ -126,7 +126,7 @@ async def test_a_step_commits_rows_and_checkpoint_together(
         assert checkpoints(rig.read_engine) == dict.fromkeys(PROJECTORS, head)
         before = snapshot(rig.read_engine)
         for name in PROJECTORS:
-            await runner.rebuild(name)  # built in a shadow, swapped in at the head
+            await runner.rebuild([name])  # built in a shadow, swapped in at the head
             assert checkpoints(rig.read_engine)[name] == head
             assert_snapshots_equal(snapshot(rig.read_engine), before)
         assert not runner.errors
@@ -303,7 +303,7 @@ async def test_rebuild_while_the_runner_is_live(
     async def rebuild_each() -> None:
         for name in PROJECTORS:
             await asyncio.sleep(0.03)
-            await services.runner.rebuild(name)
+            await services.runner.rebuild([name])
 
     await asyncio.gather(
         run_shopper(services.bus, ShopModel(), random.Random(12), 200), rebuild_each()
