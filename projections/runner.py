@@ -99,6 +99,8 @@ class ProjectionRunner:
         self._wake = asyncio.Event()
         self._advanced = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
+        # The last publish scheduled: each waits for the one before (commit order).
+        self._published: asyncio.Future[None] | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="shopfront-projector")
 
     async def _in_thread(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -208,11 +210,18 @@ class ProjectionRunner:
     async def step(self) -> int:
         """Apply the next batch to every projector behind; return how many events moved
         some projector forward."""
-        outcome = await self._in_thread(self._step, dict(self.positions))
+        loop = asyncio.get_running_loop()
+
+        def publish_soon(changes: Sequence[OrderChange]) -> None:
+            # Called on the projector thread right after the publishing projector commits:
+            # subscribers need not wait for the projectors applied after it.
+            loop.call_soon_threadsafe(self._publish_in_order, changes)
+
+        outcome = await self._in_thread(self._step, dict(self.positions), publish_soon)
+        if self._published is not None:
+            await self._published  # every change of this step has gone out, in commit order
         if outcome.checkpoints_moved:
             await self.load_checkpoints()
-            if outcome.changes and self.publish is not None:
-                await self.publish(outcome.changes)  # committed before the move was seen
             return 1
         self.positions.update(outcome.positions)
         self.generations.update(outcome.generations)
@@ -224,13 +233,27 @@ class ProjectionRunner:
                 self.errors.pop(name, None)
             else:
                 self.errors[name] = error
-        if outcome.changes and self.publish is not None:
-            await self.publish(outcome.changes)
         async with self._advanced:
             self._advanced.notify_all()
         return outcome.advanced
 
-    def _step(self, positions: dict[str, int]) -> StepOutcome:
+    def _publish_in_order(self, changes: Sequence[OrderChange]) -> None:
+        previous = self._published
+
+        async def publish() -> None:
+            if previous is not None:
+                with contextlib.suppress(Exception):  # reported by the step that awaited it
+                    await previous
+            if self.publish is not None:
+                await self.publish(changes)
+
+        self._published = asyncio.ensure_future(publish())
+
+    def _step(
+        self,
+        positions: dict[str, int],
+        publish_soon: Callable[[Sequence[OrderChange]], None] | None = None,
+    ) -> StepOutcome:
         outcome = StepOutcome(positions={}, errors={}, changes=[])
         # Noticed within one poll: a rebuild or retry run by another process.
         outcome.generations = self._read_generations()
@@ -271,6 +294,8 @@ class ProjectionRunner:
             outcome.errors[name] = None
             outcome.positions[name] = todo[-1].position
             outcome.changes.extend(changes)
+            if changes and publish_soon is not None:
+                publish_soon(changes)
             outcome.advanced = max(outcome.advanced, len(todo))
         if outcome.advanced:
             outcome.dead_letters = self._count_dead_letters()
