@@ -24,8 +24,12 @@ log = logging.getLogger("shopfront.projections")
 WAITING = "waiting behind an earlier parked event of this stream"
 
 
+# Built once: constructing a statement costs more than running this one.
+_PARKED_STREAMS = sa.select(dead.c.stream_id).where(dead.c.name == sa.bindparam("name")).distinct()
+
+
 def parked_streams(conn: Connection, name: str) -> set[str]:
-    return set(conn.scalars(sa.select(dead.c.stream_id).where(dead.c.name == name).distinct()))
+    return set(conn.scalars(_PARKED_STREAMS, {"name": name}))
 
 
 def _park(conn: Connection, name: str, event: StoredEvent[Event], error: str) -> None:

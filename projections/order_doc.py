@@ -6,6 +6,7 @@ Pure functions, shared by the order history, order detail and fulfillment projec
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -97,6 +98,34 @@ def dumps(doc: Mapping[str, Any]) -> str:
     return orjson.dumps(doc).decode()
 
 
+class _Statements:
+    """One screen table's statements, built once: constructing a statement costs more
+    than running it."""
+
+    def __init__(self, table: sa.Table) -> None:
+        self.table = table
+        key = table.c.order_id
+        self.select_docs = sa.select(key, table.c.doc).where(
+            key.in_(sa.bindparam("ids", expanding=True))
+        )
+        self.by_key = key == sa.bindparam("k_order_id")
+        self.delete = sa.delete(table).where(self.by_key)
+        self.insert = sa.insert(table)
+        self._updates: dict[tuple[str, ...], sa.Update] = {}
+
+    def update(self, names: tuple[str, ...]) -> sa.Update:
+        """UPDATE of the columns ``names`` (all but ``k_order_id``), by ``k_order_id``."""
+        statement = self._updates.get(names)
+        if statement is None:
+            columns: dict[str, Any] = {
+                name: sa.bindparam(name) for name in names if name != "k_order_id"
+            }
+            statement = self._updates[names] = (
+                sa.update(self.table).where(self.by_key).values(columns)
+            )
+        return statement
+
+
 # Maps an order's latest document to its row in a screen's table (None: no row).
 RowOf = Callable[[Doc], dict[str, Any] | None]
 
@@ -128,11 +157,10 @@ class OrderDocProjector:
         order_events = [ev for ev in events if ev.type in ORDER_EVENT_TYPES]
         if not order_events:
             return ()
-        key = self.table.c.order_id
         ids = {ev.data.order_id for ev in order_events}  # type: ignore[attr-defined]
         stored: dict[str, Doc] = {
             row.order_id: orjson.loads(row.doc)
-            for row in conn.execute(sa.select(key, self.table.c.doc).where(key.in_(ids)))
+            for row in conn.execute(self._statements.select_docs, {"ids": list(ids)})
         }
         docs: dict[str, Doc | None] = {order_id: stored.get(order_id) for order_id in ids}
         changes: list[OrderChange] = []
@@ -187,13 +215,14 @@ class OrderDocProjector:
                 updates.append({"k_order_id": order_id, **row})
             else:
                 inserts.append({"order_id": order_id, **row})
-        key = self.table.c.order_id == sa.bindparam("k_order_id")
+        statements = self._statements
         if deletes:
-            conn.execute(sa.delete(self.table).where(key), deletes)
+            conn.execute(statements.delete, deletes)
         if updates:
-            columns: dict[str, Any] = {
-                name: sa.bindparam(name) for name in updates[0] if name != "k_order_id"
-            }
-            conn.execute(sa.update(self.table).where(key).values(columns), updates)
+            conn.execute(statements.update(tuple(updates[0])), updates)
         if inserts:
-            conn.execute(sa.insert(self.table), inserts)
+            conn.execute(statements.insert, inserts)
+
+    @functools.cached_property
+    def _statements(self) -> _Statements:
+        return _Statements(self.table)

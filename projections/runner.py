@@ -37,6 +37,18 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+# Built once (statement construction costs more than running it): move a checkpoint from
+# the position we read to the end of the batch, or touch nothing if someone else moved it.
+_CLAIM = (
+    checkpoints.update()
+    .where(
+        checkpoints.c.name == sa.bindparam("k_name"),
+        checkpoints.c.position == sa.bindparam("k_position"),
+    )
+    .values(position=sa.bindparam("new_position"), updated_at=sa.bindparam("now"))
+)
+
+
 class CheckpointMoved(Exception):
     """Another runner (another process, or a rebuild) moved the checkpoint under us."""
 
@@ -276,9 +288,13 @@ class ProjectionRunner:
                     # Claim the batch first: if another runner moved the checkpoint, stop
                     # before applying (and tripping over) rows it has written already.
                     moved = conn.execute(
-                        checkpoints.update()
-                        .where(checkpoints.c.name == name, checkpoints.c.position == position)
-                        .values(position=todo[-1].position, updated_at=dt.datetime.now(dt.UTC))
+                        _CLAIM,
+                        {
+                            "k_name": name,
+                            "k_position": position,
+                            "new_position": todo[-1].position,
+                            "now": dt.datetime.now(dt.UTC),
+                        },
                     )
                     if moved.rowcount != 1:
                         raise CheckpointMoved(name)
