@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -49,9 +50,14 @@ def _describe(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+class Applied(NamedTuple):
+    changes: list[OrderChange]
+    parked: bool  # this projector has parked events (from before, or parked now)
+
+
 def apply_or_park(
     conn: Connection, name: str, projector: Projector, events: Sequence[StoredEvent[Event]]
-) -> list[OrderChange]:
+) -> Applied:
     """Apply ``events`` in the caller's transaction, parking poison events."""
     # stream -> position after which its events wait (0: parked before this batch).
     blocked = dict.fromkeys(parked_streams(conn, name), 0)
@@ -90,7 +96,7 @@ def apply_or_park(
     for event in events:
         if blocked.get(event.stream_id, event.position) < event.position:
             _park(conn, name, event, WAITING)
-    return changes
+    return Applied(changes, bool(blocked))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

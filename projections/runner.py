@@ -278,6 +278,9 @@ class ProjectionRunner:
             outcome.dead_letters = self._count_dead_letters()
             return outcome
         outcome.head = max(batch[-1].position for batch in batches.values() if batch)
+        # Recount parked events only if there are (or may now be) some: a retry elsewhere
+        # can clear known ones, and a poison event in this step can add one.
+        recount = any(self.dead_letters.values())
         for name, projector in self.projectors.items():
             position = positions[name]
             todo = batches[position]
@@ -298,7 +301,8 @@ class ProjectionRunner:
                     )
                     if moved.rowcount != 1:
                         raise CheckpointMoved(name)
-                    changes = apply_or_park(conn, name, projector, todo)
+                    changes, parked = apply_or_park(conn, name, projector, todo)
+                    recount = recount or parked
                     self._fault_point(name)
             except CheckpointMoved:
                 outcome.checkpoints_moved = True
@@ -313,7 +317,7 @@ class ProjectionRunner:
             if changes and publish_soon is not None:
                 publish_soon(changes)
             outcome.advanced = max(outcome.advanced, len(todo))
-        if outcome.advanced:
+        if recount:
             outcome.dead_letters = self._count_dead_letters()
         return outcome
 
