@@ -36,6 +36,7 @@ class OrderChange:
     event: str
     occurred_at: dt.datetime
     doc: Mapping[str, Any]
+    position: int = 0  # the event's position in the log (0: not known)
 
 
 class Projector(Protocol):

@@ -5,9 +5,11 @@ Pure functions, shared by the order history, order detail and fulfillment projec
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -94,8 +96,38 @@ def apply_event(doc: Doc | None, event: StoredEvent[Any]) -> Doc:
     return doc
 
 
+Fold = tuple[dict[str, Any] | None, list[OrderChange]]
+_shared_folds: contextvars.ContextVar[dict[tuple[object, ...], Fold] | None] = (
+    contextvars.ContextVar("shopfront_shared_folds", default=None)
+)
+_shared_json: contextvars.ContextVar[dict[int, tuple[Mapping[str, Any], str]] | None] = (
+    contextvars.ContextVar("shopfront_shared_json", default=None)
+)
+
+
+@contextlib.contextmanager
+def shared_folds() -> Iterator[None]:
+    """Within this block (one batch applied by several projectors on one thread), the
+    order screens fold each order's events once and encode each document once."""
+    folds = _shared_folds.set({})
+    encoded = _shared_json.set({})
+    try:
+        yield
+    finally:
+        _shared_folds.reset(folds)
+        _shared_json.reset(encoded)
+
+
 def dumps(doc: Mapping[str, Any]) -> str:
-    return orjson.dumps(doc).decode()
+    cache = _shared_json.get()
+    if cache is None:
+        return orjson.dumps(doc).decode()
+    found = cache.get(id(doc))
+    if found is not None and found[0] is doc:
+        return found[1]
+    text = orjson.dumps(doc).decode()
+    cache[id(doc)] = (doc, text)  # holds the document: its id is not reused meanwhile
+    return text
 
 
 class _Statements:
@@ -157,25 +189,33 @@ class OrderDocProjector:
         order_events = [ev for ev in events if ev.type in ORDER_EVENT_TYPES]
         if not order_events:
             return ()
-        ids = {ev.data.order_id for ev in order_events}  # type: ignore[attr-defined]
-        stored: dict[str, Doc] = {
-            row.order_id: orjson.loads(row.doc)
-            for row in conn.execute(self._statements.select_docs, {"ids": list(ids)})
-        }
-        docs: dict[str, Doc | None] = {order_id: stored.get(order_id) for order_id in ids}
-        changes: list[OrderChange] = []
+        by_order: dict[str, list[StoredEvent[Event]]] = {}
         for ev in order_events:
-            order_id: str = ev.data.order_id  # type: ignore[attr-defined]
-            doc = docs[order_id]
-            if doc is None and ev.type != "OrderPlaced" and not self.keeps_all:
-                continue  # an order this screen no longer (or never) shows
-            doc = docs[order_id] = apply_event(doc, ev)
-            changes.append(
-                OrderChange(
-                    order_id, doc["customer_id"], ev.stream_version, ev.type, ev.occurred_at, doc
-                )
-            )
-        self._write(conn, stored, docs, {change.order_id for change in changes})
+            by_order.setdefault(ev.data.order_id, []).append(ev)  # type: ignore[attr-defined]
+        stored: dict[str, str] = {
+            row.order_id: row.doc
+            for row in conn.execute(self._statements.select_docs, {"ids": list(by_order)})
+        }
+        folds = _shared_folds.get()
+        docs: dict[str, Doc | None] = {}
+        changes: list[OrderChange] = []
+        for order_id, evs in by_order.items():
+            raw = stored.get(order_id)
+            # The same stored document and the same events fold the same way: the order
+            # screens applying one batch share the work (see ``shared_folds``).
+            # keeps_all only matters for events of an order this screen has no row for.
+            skips = self.keeps_all if raw is None and evs[0].type != "OrderPlaced" else None
+            key = (order_id, raw, tuple(ev.position for ev in evs), skips)
+            fold = None if folds is None else folds.get(key)
+            if fold is None:
+                fold = self._fold(order_id, None if raw is None else orjson.loads(raw), evs)
+                if folds is not None:
+                    folds[key] = fold
+            docs[order_id], order_changes = fold
+            changes.extend(order_changes)
+        if len(by_order) > 1:
+            changes.sort(key=lambda change: change.position)
+        self._write(conn, stored.keys(), docs, {change.order_id for change in changes})
         if self.changes_table is None:
             return ()
         if changes:
@@ -194,10 +234,32 @@ class OrderDocProjector:
             )
         return changes
 
+    def _fold(
+        self, order_id: str, doc: Doc | None, events: list[StoredEvent[Event]]
+    ) -> tuple[Doc | None, list[OrderChange]]:
+        """One order's document after ``events``, and its change after each of them."""
+        changes: list[OrderChange] = []
+        for ev in events:
+            if doc is None and ev.type != "OrderPlaced" and not self.keeps_all:
+                continue  # an order this screen no longer (or never) shows
+            doc = apply_event(doc, ev)
+            changes.append(
+                OrderChange(
+                    order_id,
+                    doc["customer_id"],
+                    ev.stream_version,
+                    ev.type,
+                    ev.occurred_at,
+                    doc,
+                    ev.position,
+                )
+            )
+        return doc, changes
+
     def _write(
         self,
         conn: Connection,
-        stored: dict[str, Doc],
+        stored: Collection[str],
         docs: dict[str, Doc | None],
         touched: set[str],
     ) -> None:

@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 from projections.base import Projector
 from projections.dead_letters import apply_or_park
 from projections.event_source import read_events
+from projections.order_doc import shared_folds
 from projections.read_tables import metadata
 from projections.read_tables import projection_dead_letters as dead
 
@@ -79,7 +80,7 @@ def _replay(
             ]
         if not batch:
             break
-        with shadow.begin() as conn:
+        with shadow.begin() as conn, shared_folds():
             for name, projector in projectors.items():
                 apply_or_park(conn, name, projector, batch)
         position = batch[-1].position

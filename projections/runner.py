@@ -23,10 +23,12 @@ from typing import ParamSpec, TypeVar
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
+from domain.events import Event
 from projections import dead_letters
-from projections.base import OrderChange, Projector
+from projections.base import OrderChange, Projector, StoredEvent
 from projections.dead_letters import apply_or_park
 from projections.event_source import head_position, occurred_at, read_events, read_events_at
+from projections.order_doc import shared_folds
 from projections.read_tables import projection_checkpoints as checkpoints
 from projections.read_tables import projection_dead_letters as dead_letters_table
 from projections.rebuild import rebuild as rebuild_projection
@@ -281,6 +283,22 @@ class ProjectionRunner:
         # Recount parked events only if there are (or may now be) some: a retry elsewhere
         # can clear known ones, and a poison event in this step can add one.
         recount = any(self.dead_letters.values())
+        with shared_folds():  # the order screens fold each order once per step
+            recount = self._apply_each(positions, batches, outcome, recount, publish_soon)
+        if recount:
+            outcome.dead_letters = self._count_dead_letters()
+        return outcome
+
+    def _apply_each(
+        self,
+        positions: dict[str, int],
+        batches: dict[int, Sequence[StoredEvent[Event]]],
+        outcome: StepOutcome,
+        recount: bool,
+        publish_soon: Callable[[Sequence[OrderChange]], None] | None,
+    ) -> bool:
+        """Each projector applies its batch in its own transaction; returns whether the
+        parked events need counting again."""
         for name, projector in self.projectors.items():
             position = positions[name]
             todo = batches[position]
@@ -306,7 +324,7 @@ class ProjectionRunner:
                     self._fault_point(name)
             except CheckpointMoved:
                 outcome.checkpoints_moved = True
-                return outcome
+                return recount
             except Exception as error:  # the database itself failed: retry the batch later
                 outcome.errors[name] = f"{type(error).__name__}: {error}"
                 log.exception("projector %s failed after position %d", name, position)
@@ -317,9 +335,7 @@ class ProjectionRunner:
             if changes and publish_soon is not None:
                 publish_soon(changes)
             outcome.advanced = max(outcome.advanced, len(todo))
-        if recount:
-            outcome.dead_letters = self._count_dead_letters()
-        return outcome
+        return recount
 
     async def catch_up(self, timeout: float | None = None) -> None:
         """Run until every projector has reached the head of the log (CLI, tests)."""
