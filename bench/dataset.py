@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from bench import procs
 
@@ -78,15 +79,7 @@ def ensure_seeded(sizes: Sizes, timeout: float) -> tuple[Path, bool, dict[str, o
     if meta_file.exists():
         meta: dict[str, object] = json.loads(meta_file.read_text())
         # Seeded by an older version: bring the schema up to date (a no-op when it is).
-        migrate = seed_commands(sizes)[0]
-        subprocess.run(
-            migrate,
-            cwd=procs.ROOT,
-            env={**_base_env(), **db_env(folder)},
-            capture_output=True,
-            check=True,
-            timeout=timeout,
-        )
+        _shopfront(seed_commands(sizes)[0], folder, timeout, subprocess.PIPE)
         for name in DB_FILES:
             checkpoint(folder / name)
         return folder, True, meta
@@ -98,15 +91,7 @@ def ensure_seeded(sizes: Sizes, timeout: float) -> tuple[Path, bool, dict[str, o
     for command in seed_commands(sizes):
         left = timeout - (time.monotonic() - started)
         with log.open("ab") as sink:
-            subprocess.run(
-                command,
-                cwd=procs.ROOT,
-                env={**_base_env(), **db_env(partial)},
-                stdout=sink,
-                stderr=sink,
-                check=True,
-                timeout=max(left, 1.0),
-            )
+            _shopfront(command, partial, max(left, 1.0), sink)
     for name in DB_FILES:
         checkpoint(partial / name)
     with contextlib.closing(sqlite3.connect(partial / "write.db")) as conn:
@@ -124,6 +109,19 @@ def ensure_seeded(sizes: Sizes, timeout: float) -> tuple[Path, bool, dict[str, o
     shutil.rmtree(folder, ignore_errors=True)
     partial.rename(folder)
     return folder, False, meta
+
+
+def _shopfront(command: list[str], folder: Path, timeout: float, sink: Any) -> None:
+    """Run a ``shopfront`` command on the databases in ``folder``; fails loudly."""
+    subprocess.run(
+        command,
+        cwd=procs.ROOT,
+        env={**_base_env(), **db_env(folder)},
+        stdout=sink,
+        stderr=sink,
+        check=True,
+        timeout=timeout,
+    )
 
 
 def working_copy(source: Path, target: Path) -> Path:
