@@ -10,15 +10,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from domain.events import Event
 from projections.base import OrderChange, Projector, StoredEvent
-from projections.event_source import Undecodable
+from projections.event_source import Undecodable, read_events_at
+from projections.read_tables import projection_checkpoints as checkpoints
 from projections.read_tables import projection_dead_letters as dead
 
 log = logging.getLogger("shopfront.projections")
@@ -148,3 +149,38 @@ def retry(
             continue
         applied += 1
     return applied, changes
+
+
+def count_parked(engine: Engine, names: Iterable[str]) -> dict[str, int]:
+    """How many events each projector has parked."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(dead.c.name, sa.func.count()).group_by(dead.c.name))
+        counts: dict[str, int] = {row[0]: row[1] for row in rows}
+    return {name: int(counts.get(name, 0)) for name in names}
+
+
+def retry_parked(
+    read_engine: Engine, log_engine: Engine, projectors: Mapping[str, Projector]
+) -> tuple[dict[str, tuple[int, int]], list[OrderChange]]:
+    """Re-apply the parked events of ``projectors``, each projector in one transaction
+    holding its checkpoint row (a live runner waits) and bumping its generation (cached
+    answers built on the old rows go stale). Returns, per projector with parked events,
+    (applied now, still parked), and the order changes to publish."""
+    results: dict[str, tuple[int, int]] = {}
+    published: list[OrderChange] = []
+    for name, projector in projectors.items():
+        with read_engine.begin() as conn:
+            conn.execute(
+                checkpoints.update()
+                .where(checkpoints.c.name == name)
+                .values(updated_at=dt.datetime.now(dt.UTC), generation=checkpoints.c.generation + 1)
+            )
+            letters = list_dead_letters(conn, name)
+            if not letters:
+                continue
+            with log_engine.connect() as log_conn:
+                events = read_events_at(log_conn, [d.position for d in letters])
+            applied, changes = retry(conn, name, projector, events)
+        results[name] = (applied, len(letters) - applied)
+        published.extend(changes)
+    return results, published

@@ -27,10 +27,9 @@ from domain.events import Event
 from projections import dead_letters
 from projections.base import OrderChange, Projector, StoredEvent
 from projections.dead_letters import apply_or_park
-from projections.event_source import head_position, occurred_at, read_events, read_events_at
+from projections.event_source import head_position, occurred_at, read_events
 from projections.order_doc import shared_folds
 from projections.read_tables import projection_checkpoints as checkpoints
-from projections.read_tables import projection_dead_letters as dead_letters_table
 from projections.rebuild import rebuild as rebuild_projection
 
 log = logging.getLogger("shopfront.projections")
@@ -136,11 +135,7 @@ class ProjectionRunner:
                 os.kill(os.getpid(), signal.SIGKILL)
 
     def _count_dead_letters(self) -> dict[str, int]:
-        table = dead_letters_table
-        with self.read_engine.connect() as conn:
-            rows = conn.execute(sa.select(table.c.name, sa.func.count()).group_by(table.c.name))
-            counts: dict[str, int] = {row[0]: row[1] for row in rows}
-        return {name: int(counts.get(name, 0)) for name in self.projectors}
+        return dead_letters.count_parked(self.read_engine, self.projectors)
 
     def _read_generations(self) -> dict[str, int]:
         with self.read_engine.connect() as conn:
@@ -439,33 +434,10 @@ class ProjectionRunner:
         """Re-apply parked events (of one projector, or all); returns, per projector with
         parked events, (how many applied now, how many still parked)."""
 
-        def work() -> tuple[dict[str, tuple[int, int]], list[OrderChange]]:
-            results: dict[str, tuple[int, int]] = {}
-            published: list[OrderChange] = []
-            for pname, projector in self.projectors.items():
-                if name is not None and pname != name:
-                    continue
-                with self.read_engine.begin() as conn:
-                    # Take the checkpoint row's lock: a live runner waits for us.
-                    conn.execute(
-                        checkpoints.update()
-                        .where(checkpoints.c.name == pname)
-                        .values(
-                            updated_at=dt.datetime.now(dt.UTC),
-                            generation=checkpoints.c.generation + 1,
-                        )
-                    )
-                    letters = dead_letters.list_dead_letters(conn, pname)
-                    if not letters:
-                        continue
-                    with self.log_engine.connect() as log_conn:
-                        events = read_events_at(log_conn, [d.position for d in letters])
-                    applied, changes = dead_letters.retry(conn, pname, projector, events)
-                results[pname] = (applied, len(letters) - applied)
-                published.extend(changes)
-            return results, published
-
-        results, changes = await self._in_thread(work)
+        chosen = {n: p for n, p in self.projectors.items() if name is None or n == name}
+        results, changes = await self._in_thread(
+            dead_letters.retry_parked, self.read_engine, self.log_engine, chosen
+        )
         self.generations = await self._in_thread(self._read_generations)
         self.dead_letters = await self._in_thread(self._count_dead_letters)
         if changes and self.publish is not None:
