@@ -227,8 +227,12 @@ class ProjectionRunner:
             loop.call_soon_threadsafe(self._publish_in_order, changes)
 
         outcome = await self._in_thread(self._step, dict(self.positions), publish_soon)
-        if self._published is not None:
-            await self._published  # every change of this step has gone out, in commit order
+        # Every publish of this step was scheduled before the step's result reached us:
+        # wait until the last has gone out (in commit order). Taken, so that a failed
+        # publish is reported by this step only.
+        published, self._published = self._published, None
+        if published is not None:
+            await published
         if outcome.checkpoints_moved:
             await self.load_checkpoints()
             return 1

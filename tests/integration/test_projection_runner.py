@@ -234,6 +234,45 @@ async def test_events_from_another_process_are_polled(services: Services, rig: R
     assert sku == "ELSEWHERE-1"
 
 
+async def test_a_failed_publish_is_reported_once_and_later_changes_still_go_out(
+    rig: Rig,
+) -> None:
+    """Changes are published from the projector thread as soon as the order detail screen
+    commits, chained in commit order; one publish failing must fail its own step only."""
+    published: list[tuple[str, int]] = []
+    failures = 0
+
+    async def publish(changes: Sequence[OrderChange]) -> None:
+        nonlocal failures
+        if failures == 0:
+            failures += 1
+            raise RuntimeError("subscriber bus down")
+        published.extend((change.order_id, change.version) for change in changes)
+
+    runner = rig.runner(batch_size=5, poll_interval=0.02, publish=publish)
+    await runner.load_checkpoints()
+    await _shop(rig.bus, 60)
+    head = await runner.head_position()
+    with pytest.raises(RuntimeError, match="subscriber bus down"):
+        while runner.position < head:
+            await runner.step()
+    # The failed step committed its rows; the runner finds its checkpoints moved, reloads
+    # them and goes on. Every later change is published, once, in commit order.
+    steps = 0
+    while runner.position < head:
+        steps += await runner.step()
+        assert steps < 1000
+    await runner.step()
+    assert failures == 1
+    assert published, "nothing published after the failure"
+    assert len(published) == len(set(published))
+    versions: dict[str, int] = {}
+    for order_id, version in published:
+        assert version > versions.get(order_id, 0), (order_id, version)
+        versions[order_id] = version
+    runner.close()
+
+
 # -- two runners on the same databases -------------------------------------------------------
 async def test_two_runners_never_double_apply(
     settings: Settings, template_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
