@@ -140,6 +140,26 @@ def test_rebuild_one_projection_keeps_identical_rows(seeded: Shop) -> None:
         engine.dispose()
 
 
+def test_rebuild_into_a_new_read_database(seeded: Shop, tmp_path: Path) -> None:
+    """The read database is lost: a fresh one (migrated, no checkpoint rows yet) is
+    rebuilt from the event log and ends up equal to the one that was lost."""
+    fresh = _shop(tmp_path)
+    fresh.env["SHOPFRONT_WRITE_DATABASE_URL"] = seeded.write_url
+    (tmp_path / "read.db").touch()
+    fresh.ok("migrate")
+    out = fresh.ok("projections", "rebuild")
+    assert "Rebuilt" in out
+    lost = create_sync_engine(seeded.read_url, "log")
+    rebuilt = create_sync_engine(fresh.read_url, "log")
+    try:
+        assert snapshot(rebuilt) == snapshot(lost)
+        head = seeded.event_count()
+        assert checkpoints(rebuilt) == dict.fromkeys(PROJECTORS, head)
+    finally:
+        lost.dispose()
+        rebuilt.dispose()
+
+
 def test_rebuild_of_an_unknown_projection_fails_clearly(seeded: Shop) -> None:
     done = seeded.run("projections", "rebuild", "nope")
     assert done.returncode != 0
