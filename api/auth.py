@@ -8,6 +8,7 @@ swaps are refused); ``exp`` is required, ``nbf`` honoured, issuer and audience o
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any, cast
@@ -20,6 +21,8 @@ from domain.commands import Actor, Role
 
 ALGORITHM = "HS256"
 ROLES: tuple[Role, ...] = ("customer", "staff")
+# Verified tokens kept (a signature check costs more than the rest of a cached read).
+VERIFIED_MAX = 10_000
 
 
 class InvalidToken(Exception):
@@ -45,6 +48,10 @@ class Authenticator:
         # (``refresh_keys``, at start-up and then periodically), never while a request waits.
         self.jwks_url: str | None = None
         self._keys: dict[str | None, Any] = {}
+        # token -> (actor, nbf, exp) of tokens whose signature and claims checked out:
+        # the same token again needs only its times checked (against the clock, as PyJWT
+        # does: valid while nbf <= now < exp). Emptied whenever the keys change.
+        self._verified: dict[str, tuple[Actor, float, float]] = {}
         if self.algorithm == "RS256":
             source = settings.jwt_jwks
             if not source:
@@ -56,6 +63,7 @@ class Authenticator:
 
     def _use(self, keys: jwt.PyJWKSet) -> None:
         self._keys = {key.key_id: key.key for key in keys.keys}
+        self._verified = {}
 
     def refresh_keys(self) -> None:
         """Fetch the JWKS from its URL (blocking: call it from a worker thread)."""
@@ -81,6 +89,12 @@ class Authenticator:
         raise InvalidToken("Invalid token: unknown signing key")
 
     def decode(self, token: str) -> Actor:
+        known = self._verified.get(token)
+        if known is not None:
+            actor, not_before, expires = known
+            if not_before <= time.time() < expires:
+                return actor
+            del self._verified[token]  # out of its time: checked in full, for the error
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -102,7 +116,11 @@ class Authenticator:
         sub, role = claims["sub"], claims["role"]
         if not isinstance(sub, str) or not sub or role not in ROLES:
             raise InvalidToken("Invalid token: bad 'sub' or 'role' claim")
-        return Actor(sub, cast(Role, role))
+        actor = Actor(sub, cast(Role, role))
+        if len(self._verified) >= VERIFIED_MAX:
+            del self._verified[next(iter(self._verified))]  # the oldest first
+        self._verified[token] = (actor, float(claims.get("nbf", 0)), float(claims["exp"]))
+        return actor
 
     def actor(self, header: str | None) -> Actor | None:
         """``Authorization: Bearer <JWT>`` -> Actor; no header -> anonymous (None)."""
