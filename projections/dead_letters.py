@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 import sqlalchemy as sa
@@ -30,8 +30,19 @@ WAITING = "waiting behind an earlier parked event of this stream"
 _PARKED_STREAMS = sa.select(dead.c.stream_id).where(dead.c.name == sa.bindparam("name")).distinct()
 
 
+_ALL_PARKED_STREAMS = sa.select(dead.c.name, dead.c.stream_id).distinct()
+
+
 def parked_streams(conn: Connection, name: str) -> set[str]:
     return set(conn.scalars(_PARKED_STREAMS, {"name": name}))
+
+
+def parked_streams_by_name(conn: Connection) -> dict[str, set[str]]:
+    """Every projector's streams with parked events, in one read."""
+    found: dict[str, set[str]] = {}
+    for name, stream_id in conn.execute(_ALL_PARKED_STREAMS):
+        found.setdefault(name, set()).add(stream_id)
+    return found
 
 
 def _park(conn: Connection, name: str, event: StoredEvent[Event], error: str) -> None:
@@ -57,11 +68,18 @@ class Applied(NamedTuple):
 
 
 def apply_or_park(
-    conn: Connection, name: str, projector: Projector, events: Sequence[StoredEvent[Event]]
+    conn: Connection,
+    name: str,
+    projector: Projector,
+    events: Sequence[StoredEvent[Event]],
+    parked: Collection[str] | None = None,
 ) -> Applied:
-    """Apply ``events`` in the caller's transaction, parking poison events."""
+    """Apply ``events`` in the caller's transaction, parking poison events. ``parked``:
+    the streams this projector has parked events of, if the caller has read them."""
+    if parked is None:
+        parked = parked_streams(conn, name)
     # stream -> position after which its events wait (0: parked before this batch).
-    blocked = dict.fromkeys(parked_streams(conn, name), 0)
+    blocked = dict.fromkeys(parked, 0)
     for event in events:
         if isinstance(event.data, Undecodable) and event.stream_id not in blocked:
             _park(conn, name, event, f"cannot read the stored event: {event.data.error}")
