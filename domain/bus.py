@@ -3,10 +3,10 @@ optimistic-concurrency conflicts, and tells the projector runner when events com
 
 Transactions run on worker threads with a blocking connection (see api/database.py for
 why); SQLite gets exactly one writer thread, so commands queue instead of fighting over
-the database lock.
+the database lock. Commands that queue up while the writer is busy go in together when it
+is free (group commit): one transaction, a savepoint per command, one commit and fsync
+for the group, and each command's outcome exactly as if it had run alone.
 """
-
-from __future__ import annotations
 
 import asyncio
 import dataclasses
@@ -28,6 +28,7 @@ from domain.model import DomainError
 from domain.order_handlers import ConcurrencyConflict
 
 MAX_ATTEMPTS = 8
+MAX_GROUP = 64  # commands per group commit
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -47,32 +48,69 @@ class CommandBus:
         self.on_commit = on_commit
         workers = 1 if engine.dialect.name == "sqlite" else 8
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="shopfront-write")
+        # One writer: commands waiting for it are grouped (on the event loop only).
+        self._grouped = workers == 1
+        self._waiting: list[tuple[Command, asyncio.Future[Outcome | Exception]]] = []
+        self._writing: asyncio.Task[None] | None = None
 
     async def execute(self, command: Command) -> CommandResult:
-        """Run one command in its own transaction. Raises ``DomainError`` on refusal."""
+        """Run one command (alone, or in a group commit with those waiting with it).
+        Raises ``DomainError`` on refusal."""
         loop = asyncio.get_running_loop()
-        outcome = await loop.run_in_executor(self._executor, self._execute, command)
-        if isinstance(outcome, DomainError):
+        if not self._grouped:
+            outcome: Outcome | Exception = await loop.run_in_executor(
+                self._executor, self._execute, command
+            )
+        else:
+            future: asyncio.Future[Outcome | Exception] = loop.create_future()
+            self._waiting.append((command, future))
+            if self._writing is None:
+                self._writing = asyncio.create_task(self._write_groups())
+            outcome = await future
+        if isinstance(outcome, Exception):  # a DomainError (a refusal), or a failure
             raise outcome
-        self._committed(outcome.position)
         return outcome
+
+    async def _write_groups(self) -> None:
+        """Hand the waiting commands to the writer thread, a group at a time, until none
+        wait; commands arriving meanwhile form the next group."""
+        loop = asyncio.get_running_loop()
+        try:
+            while self._waiting:
+                group = self._waiting[:MAX_GROUP]
+                del self._waiting[:MAX_GROUP]
+                commands = [command for command, _ in group]
+                try:
+                    outcomes = await loop.run_in_executor(
+                        self._executor, self._execute_group, commands
+                    )
+                except Exception as error:  # the group's transaction failed: all of it
+                    outcomes = [error] * len(group)
+                self._committed_outcomes(outcomes)
+                for (_, future), outcome in zip(group, outcomes, strict=True):
+                    if not future.done():  # not cancelled by a caller that went away
+                        future.set_result(outcome)
+        finally:
+            self._writing = None
 
     async def execute_many(self, commands: Sequence[Command]) -> list[Outcome]:
         """Group commit: run commands in one transaction, each in its own savepoint, so a
         refused command rolls back alone while the accepted ones share one commit."""
         loop = asyncio.get_running_loop()
-        outcomes = await loop.run_in_executor(self._executor, self._execute_many, commands)
-        positions = [o.position for o in outcomes if isinstance(o, CommandResult) and o.position]
-        if positions:
-            self._committed(max(positions))
-        return outcomes
+        outcomes = await loop.run_in_executor(self._executor, self._execute_group, commands)
+        self._committed_outcomes(outcomes)
+        for outcome in outcomes:
+            if isinstance(outcome, Exception) and not isinstance(outcome, DomainError):
+                raise outcome
+        return [o for o in outcomes if not isinstance(o, Exception) or isinstance(o, DomainError)]
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
 
-    def _committed(self, position: int | None) -> None:
-        if position is not None and self.on_commit is not None:
-            self.on_commit(position)
+    def _committed_outcomes(self, outcomes: Sequence[Outcome | Exception]) -> None:
+        positions = [o.position for o in outcomes if isinstance(o, CommandResult) and o.position]
+        if positions and self.on_commit is not None:
+            self.on_commit(max(positions))
 
     # -- on the writer thread -----------------------------------------------------------
     def _execute(self, command: Command) -> Outcome:
@@ -88,8 +126,13 @@ class CommandBus:
                 time.sleep(0.001 * 2**attempt)
         return DomainError("CONFLICT", "The data changed concurrently; try again")
 
-    def _execute_many(self, commands: Sequence[Command]) -> list[Outcome]:
-        outcomes: list[Outcome | None] = []
+    def _execute_group(self, commands: Sequence[Command]) -> list[Outcome | Exception]:
+        """Commands in one transaction, each in a savepoint: a refused or failed command
+        rolls back alone. A database failure fails the whole group (raised: nothing of it
+        committed); a command that lost a race runs again alone after the commit."""
+        if len(commands) == 1:
+            return [self._execute(commands[0])]
+        outcomes: list[Outcome | Exception | None] = []
         with self.engine.begin() as conn:
             for command in commands:
                 try:
@@ -99,6 +142,10 @@ class CommandBus:
                     outcomes.append(error)
                 except (ConcurrencyConflict, sa.exc.IntegrityError):
                     outcomes.append(None)  # lost a race: re-run alone below
+                except sa.exc.DBAPIError:
+                    raise  # the database failed: the transaction may be gone
+                except Exception as error:  # this command's own failure (a bug)
+                    outcomes.append(error)
         return [
             self._execute(command) if outcome is None else outcome
             for command, outcome in zip(commands, outcomes, strict=True)

@@ -18,7 +18,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import Engine
@@ -34,6 +34,8 @@ from projections.rebuild import rebuild as rebuild_projection
 
 log = logging.getLogger("shopfront.projections")
 Publish = Callable[[Sequence[OrderChange]], Awaitable[None]]
+# Order documents kept as the order detail projection last committed them (newest kept).
+RECENT_ORDERS = 4096
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -112,13 +114,31 @@ class ProjectionRunner:
         # The last publish scheduled: each waits for the one before (commit order).
         self._published: asyncio.Future[None] | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="shopfront-projector")
+        # order id -> its latest change committed by this runner (see ``committed_order``).
+        self._recent: dict[str, OrderChange] = {}
 
     async def _in_thread(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
 
     # -- life cycle ---------------------------------------------------------------------
+    def committed_order(self, order_id: str, position: int) -> Mapping[str, Any] | None:
+        """The order's document as the order detail projection committed it, if this
+        runner committed it recently and at or after the event at ``position``: what
+        reading its row now would give, without the read."""
+        change = self._recent.get(order_id)
+        return None if change is None or change.position < position else change.doc
+
+    def _remember(self, changes: Sequence[OrderChange]) -> None:
+        recent = self._recent
+        for change in changes:
+            recent.pop(change.order_id, None)
+            recent[change.order_id] = change
+        while len(recent) > RECENT_ORDERS:
+            del recent[next(iter(recent))]  # the least recently changed
+
     async def load_checkpoints(self) -> None:
+        self._recent.clear()  # rows may have changed other than by our own steps
         self.positions, head = await self._in_thread(self._load_checkpoints)
         self.generations = await self._in_thread(self._read_generations)
         self.dead_letters = await self._in_thread(self._count_dead_letters)
@@ -210,8 +230,11 @@ class ProjectionRunner:
                 advanced = 0
                 await asyncio.sleep(min(0.1 * 2**failures, 5.0))
             if not advanced:
+                # asyncio.timeout, not wait_for: a cancel arriving as the wake-up does
+                # left 3.11's wait_for waiting forever (seen: stop() right after rebuild()).
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                    async with asyncio.timeout(self.poll_interval):
+                        await self._wake.wait()
 
     async def step(self) -> int:
         """Apply the next batch to every projector behind; return how many events moved
@@ -233,8 +256,11 @@ class ProjectionRunner:
         if outcome.checkpoints_moved:
             await self.load_checkpoints()
             return 1
+        if any(self.generations.get(n) != g for n, g in outcome.generations.items()):
+            self._recent.clear()  # rows replaced by a rebuild or retry elsewhere
         self.positions.update(outcome.positions)
         self.generations.update(outcome.generations)
+        self._remember(outcome.changes)
         if outcome.dead_letters is not None:
             self.dead_letters = outcome.dead_letters
         self._observe_head(outcome.head)
@@ -372,8 +398,8 @@ class ProjectionRunner:
             return True
         self._wake.set()
         try:
-            async with self._advanced:
-                await asyncio.wait_for(self._advanced.wait_for(reached), timeout)
+            async with asyncio.timeout(timeout), self._advanced:
+                await self._advanced.wait_for(reached)
         except TimeoutError:
             return False
         return True
@@ -388,6 +414,7 @@ class ProjectionRunner:
         """Rebuild projectors (all by default) from position 0 into shadow tables while
         the live ones keep serving, then swap them in atomically (see ``rebuild.py``)."""
         chosen = {name: self.projectors[name] for name in (names or self.projectors)}
+        self._recent.clear()
         position = await self._in_thread(
             rebuild_projection, self.log_engine, self.read_engine, chosen
         )
@@ -449,6 +476,7 @@ class ProjectionRunner:
         results, changes = await self._in_thread(
             dead_letters.retry_parked, self.read_engine, self.log_engine, chosen
         )
+        self._recent.clear()
         self.generations = await self._in_thread(self._read_generations)
         self.dead_letters = await self._in_thread(self._count_dead_letters)
         if changes and self.publish is not None:

@@ -71,6 +71,12 @@ async def _order_payload(info: Info, command: c.Command) -> OrderPayload:
         return OrderPayload(order=None, user_errors=result)
     with contextlib.suppress(KeyError):  # Strawberry raises if the key was never loaded
         info.context.orders.clear(result.entity_id)  # this request may have loaded it
+    if result.position is not None:
+        # The projections have reached the command's events (run_command waited): the
+        # order detail document they committed is what its row holds now.
+        doc = info.context.services.runner.committed_order(result.entity_id, result.position)
+        if doc is not None:
+            info.context.orders.prime(result.entity_id, dict(doc))
     return OrderPayload(
         order=await visible_order(info, result.entity_id),
         user_errors=[],

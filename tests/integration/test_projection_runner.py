@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
+import orjson
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
@@ -426,3 +427,42 @@ async def test_a_poison_event_is_parked_and_holds_back_only_its_stream(rig: Rig)
 def test_read_tables_cover_every_projector() -> None:
     owned = {t.name for p in PROJECTORS.values() for t in p.tables}
     assert owned == {t.name for t in READ_TABLES}
+
+
+# -- the order documents a step committed, kept for mutation payloads ----------------------
+async def test_committed_order_is_what_the_order_detail_row_holds(rig: Rig) -> None:
+    runner = rig.runner(poll_interval=0.05)
+    alice = c.Actor(
+        (await rig.bus.execute(c.RegisterCustomer(None, "a@x.io", "A"))).entity_id, "customer"
+    )
+    await rig.bus.execute(c.AddProduct(STAFF, "P-1", "Pen", 250, 10))
+    placed = await rig.bus.execute(c.PlaceOrder(alice, (c.LineRequest("P-1", 2),)))
+    assert placed.position is not None
+    try:
+        await runner.start()
+        assert await runner.wait_for(placed.position, 10)
+
+        def stored(order_id: str) -> object:
+            with rig.read_engine.connect() as conn:
+                doc = conn.scalar(
+                    sa.select(r.order_detail.c.doc).where(r.order_detail.c.order_id == order_id)
+                )
+            assert isinstance(doc, str)
+            return orjson.loads(doc)
+
+        assert runner.committed_order(placed.entity_id, placed.position) == stored(placed.entity_id)
+        paid = await rig.bus.execute(c.PayOrder(alice, placed.entity_id))
+        assert paid.position is not None
+        # Not yet applied: nothing is answered for a position the runner has not reached.
+        if runner.position < paid.position:
+            assert runner.committed_order(placed.entity_id, paid.position) is None
+        assert await runner.wait_for(paid.position, 10)
+        after_pay = runner.committed_order(placed.entity_id, paid.position)
+        assert after_pay == stored(placed.entity_id)
+        assert after_pay is not None and after_pay["status"] == "PAID"
+        # A rebuild replaces rows: what was kept is forgotten, reads go to the table.
+        await runner.rebuild()
+        assert runner.committed_order(placed.entity_id, paid.position) is None
+    finally:
+        await runner.stop()
+        runner.close()
