@@ -5,6 +5,7 @@ group commit."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -17,6 +18,7 @@ from api.services import Services
 from domain import commands as c
 from domain import write_tables as w
 from domain.bus import CommandBus, CommandResult
+from domain.handlers import HANDLERS
 from domain.model import DomainError
 from projections import read_tables as r
 from tests.integration.integration_support import STAFF, check_invariants
@@ -339,4 +341,58 @@ async def test_group_commit_rolls_back_only_the_refused_commands(services: Servi
     assert products == {"GRP-1": 6, "GRP-2": 0}
     assert emails == {"alice0@example.com", "bob@example.com"}
     assert orders == 2
+    await _settle(services)
+
+
+async def test_concurrent_commands_share_commits_and_fail_alone(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Commands that wait for the writer together go in one transaction (fewer commits
+    than commands), each with exactly its own outcome: refused ones roll back alone, and
+    so does one whose handler fails unexpectedly."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Explode(c.Command):
+        pass
+
+    def explode(conn: Any, command: Any, recorder: Any) -> str:
+        conn.execute(w.products.update().values(stock_on_hand=w.products.c.stock_on_hand + 99))
+        raise RuntimeError("a bug in a handler")  # after a write that must roll back
+
+    monkeypatch.setitem(HANDLERS, Explode, explode)
+    _ok(await services.bus.execute(c.AddProduct(STAFF, "CON-1", "Concurrent mug", 1000, 30)))
+    buyers = await _customers(services.bus, 40, "con")
+    commits = 0
+
+    def count(conn: Any) -> None:
+        nonlocal commits
+        commits += 1
+
+    sa.event.listen(services.write_engine, "commit", count)
+    try:
+        commands: list[c.Command] = [
+            c.PlaceOrder(buyer, (c.LineRequest("CON-1", 1),)) for buyer in buyers
+        ]
+        commands.insert(20, Explode(None))
+        outcomes = await asyncio.gather(
+            *(services.bus.execute(command) for command in commands), return_exceptions=True
+        )
+    finally:
+        sa.event.remove(services.write_engine, "commit", count)
+    assert commits < len(commands), commits  # grouped
+    failed = [o for o in outcomes if isinstance(o, RuntimeError)]
+    assert [str(o) for o in failed] == ["a bug in a handler"]
+    refused = [o for o in outcomes if isinstance(o, DomainError)]
+    placed = [o for o in outcomes if isinstance(o, CommandResult)]
+    assert len(placed) == 30 and {e.code for e in refused} == {"OUT_OF_STOCK"}
+    assert len(refused) == 10
+    positions = sorted(o.position for o in placed if o.position is not None)
+    assert positions == list(range(positions[0], positions[0] + 30))
+    with services.write_engine.connect() as conn:
+        stock = conn.execute(
+            sa.select(w.products.c.stock_on_hand, w.products.c.stock_reserved).where(
+                w.products.c.sku == "CON-1"
+            )
+        ).one()
+    assert tuple(stock) == (30, 30)  # the failed command's update was rolled back
     await _settle(services)
