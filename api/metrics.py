@@ -84,6 +84,7 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._seen: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -106,5 +107,20 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            self.metrics.requests.labels(path, scope["method"], str(status)).inc()
-            self.metrics.latency.labels(path).observe(time.perf_counter() - start)
+            count, latency = self._children(path, scope["method"], status)
+            count.inc()
+            latency.observe(time.perf_counter() - start)
+
+    def _children(self, path: str, method: str, status: int) -> tuple[Counter, Histogram]:
+        """The labelled counter and histogram of a kind of request, looked up once (a
+        ``labels()`` call costs about as much as the rest of a cached answer's metrics)."""
+        key = (path, method, status)
+        found = self._seen.get(key)
+        if found is None:
+            found = (
+                self.metrics.requests.labels(path, method, str(status)),
+                self.metrics.latency.labels(path),
+            )
+            if len(self._seen) < 1024:  # bounded, whatever methods clients make up
+                self._seen[key] = found
+        return found
