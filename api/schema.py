@@ -14,8 +14,11 @@ from strawberry.extensions import (
     SchemaExtension,
     ValidationCache,
 )
+from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.name_converter import NameConverter
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
+from strawberry.types.field import StrawberryField
 
 from api.errors import ErrorCodes
 from api.fanout import FanOutExecutionContext
@@ -30,6 +33,28 @@ from api.types.order import Order
 from api.types.product import Product
 
 Mutation = merge_types("Mutation", (CustomerMutations, CatalogMutations, OrderMutations))
+
+
+class RememberedNames(NameConverter):
+    """Strawberry works out the GraphQL name of every input field again on every request
+    (``to_camel_case`` per field of every input object: 6% of a ``placeOrder``'s CPU); a
+    field's name never changes, so each is worked out once."""
+
+    MAX_FIELDS = 10_000
+
+    def __init__(self) -> None:
+        super().__init__()
+        # id(field) -> (field, name); the field is held so that its id is not reused.
+        self._names: dict[int, tuple[StrawberryField, str]] = {}
+
+    def from_field(self, field: StrawberryField) -> str:
+        found = self._names.get(id(field))
+        if found is not None and found[0] is field:
+            return found[1]
+        name = super().from_field(field)
+        if len(self._names) < self.MAX_FIELDS:
+            self._names[id(field)] = (field, name)
+        return name
 
 
 class ShopSchema(strawberry.Schema):
@@ -65,6 +90,7 @@ def build_schema(
         types=[Product, Customer, Order],
         extensions=extensions,
         execution_context_class=FanOutExecutionContext,
+        config=StrawberryConfig(name_converter=RememberedNames()),
     )
 
 
