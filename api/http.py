@@ -34,7 +34,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
-from api import consistency, response_cache
+from api import consistency, persisted, response_cache
 from api.auth import InvalidToken, request_actor
 from api.context import Context
 from api.errors import request_error, with_code
@@ -50,6 +50,7 @@ from api.http_request import (
     negotiate,
     read_request,
 )
+from api.persisted import PersistedQueryNotFound
 from api.services import Services
 from domain.commands import Actor
 
@@ -157,12 +158,19 @@ async def graphql_http(request: Request, services: Services) -> Response:
             JSON,
         )
     try:
-        params = await read_request(request)
+        params = await read_request(request, services.persisted_queries.resolve)
         actor = request_actor(services.authenticator, request.scope)
         behind = await _await_consistency(request, services)
     except BadRequest as error:
         return _respond(
             request_error(error.message, error.code), error.status, media_type, error.headers
+        )
+    except PersistedQueryNotFound:
+        # The message is what Apollo Client's persisted-queries link looks for.
+        return _respond(
+            request_error("PersistedQueryNotFound", persisted.NOT_FOUND),
+            _request_error_status(media_type),
+            media_type,
         )
     except InvalidToken as error:
         return _respond(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -233,11 +234,18 @@ class GraphQLRequest:
     extensions: dict[str, Any] | None
 
 
-async def read_request(request: Request) -> GraphQLRequest:
-    """The GraphQL-over-HTTP request parameters; BadRequest if it is not well-formed."""
+Resolve = Callable[[str | None, dict[str, Any] | None], str | None]
+
+
+async def read_request(request: Request, resolve: Resolve | None = None) -> GraphQLRequest:
+    """The GraphQL-over-HTTP request parameters; BadRequest if it is not well-formed.
+    ``resolve`` (persisted queries) turns (query, extensions) into the query to run."""
     from_url = request.method in ("GET", "HEAD")
     params = _get_params(request) if from_url else await _post_params(request)
+    extensions = _json_param(params.get("extensions"), "extensions", encoded=from_url)
     query = params.get("query")
+    if resolve is not None:
+        query = resolve(query, extensions)
     if query is None:
         raise BadRequest("'query' is required")
     if not isinstance(query, str):
@@ -251,5 +259,5 @@ async def read_request(request: Request) -> GraphQLRequest:
         query=query,
         operation_name=operation_name,
         variables=_json_param(params.get("variables"), "variables", encoded=from_url),
-        extensions=_json_param(params.get("extensions"), "extensions", encoded=from_url),
+        extensions=extensions,
     )

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.auth import Authenticator
 from api.database import create_engine, create_sync_engine
+from api.persisted import PersistedQueries
 from api.pubsub import OrderBroker
 from api.response_cache import ResponseCache
 from api.settings import Settings
@@ -36,6 +37,7 @@ class Services:
     authenticator: Authenticator
     connection_limits: ConnectionLimits
     response_cache: ResponseCache
+    persisted_queries: PersistedQueries = dataclasses.field(default_factory=PersistedQueries)
     _key_refresh: asyncio.Task[None] | None = None
 
     @classmethod
