@@ -78,13 +78,24 @@ def apply_or_park(
     the streams this projector has parked events of, if the caller has read them."""
     if parked is None:
         parked = parked_streams(conn, name)
-    # stream -> position after which its events wait (0: parked before this batch).
+    # stream -> the position from which its events wait (0: parked before this batch).
+    # Its events before that position are applied as usual.
     blocked = dict.fromkeys(parked, 0)
+    parked_now: set[int] = set()
+
+    def waits(event: StoredEvent[Event]) -> bool:
+        at = blocked.get(event.stream_id)
+        return at is not None and event.position >= at
+
+    def park(event: StoredEvent[Event], error: str) -> None:
+        _park(conn, name, event, error)
+        parked_now.add(event.position)
+        blocked[event.stream_id] = event.position  # before any later block: events in order
+
     for event in events:
-        if isinstance(event.data, Undecodable) and event.stream_id not in blocked:
-            _park(conn, name, event, f"cannot read the stored event: {event.data.error}")
-            blocked[event.stream_id] = event.position
-    ready = [event for event in events if event.stream_id not in blocked]
+        if isinstance(event.data, Undecodable) and not waits(event):
+            park(event, f"cannot read the stored event: {event.data.error}")
+    ready = [event for event in events if not waits(event)]
     changes: list[OrderChange] = []
     try:
         with conn.begin_nested():
@@ -95,7 +106,7 @@ def apply_or_park(
         # Someone in the batch is poison: go one by one to find it (and only it).
         changes = []
         for event in ready:
-            if event.stream_id in blocked:
+            if waits(event):
                 continue
             try:
                 with conn.begin_nested():
@@ -110,10 +121,9 @@ def apply_or_park(
                     event.type,
                     _describe(error),
                 )
-                _park(conn, name, event, _describe(error))
-                blocked[event.stream_id] = event.position
+                park(event, _describe(error))
     for event in events:
-        if blocked.get(event.stream_id, event.position) < event.position:
+        if waits(event) and event.position not in parked_now:
             _park(conn, name, event, WAITING)
     return Applied(changes, bool(blocked))
 

@@ -41,6 +41,7 @@ from tests.integration.integration_support import (
     run_shopper,
     snapshot,
 )
+from tests.reliability.support import RawEvent, append_raw_events
 
 
 @dataclasses.dataclass
@@ -465,4 +466,43 @@ async def test_committed_order_is_what_the_order_detail_row_holds(rig: Rig) -> N
         assert runner.committed_order(placed.entity_id, paid.position) is None
     finally:
         await runner.stop()
+        runner.close()
+
+
+async def test_events_before_an_unreadable_one_of_their_stream_still_apply(rig: Rig) -> None:
+    """An unreadable event parks itself and what comes after it in its stream; the events
+    of that stream before it, in the same batch, are applied as usual."""
+    runner = rig.runner(batch_size=500)
+    alice = c.Actor(
+        (await rig.bus.execute(c.RegisterCustomer(None, "a@x.io", "A"))).entity_id, "customer"
+    )
+    await rig.bus.execute(c.AddProduct(STAFF, "P-1", "Pen", 250, 10))
+    placed = await rig.bus.execute(c.PlaceOrder(alice, (c.LineRequest("P-1", 1),)))
+    await rig.bus.execute(c.PayOrder(alice, placed.entity_id))
+    stream = f"order-{placed.entity_id}"
+    broken = {"order_id": placed.entity_id, "customer_id": alice.id, "carrier": "DHL"}
+    poison_at, behind_at = append_raw_events(
+        Path(str(rig.write_engine.url.database)),
+        [
+            RawEvent(stream, 3, "OrderShipped", broken),  # no tracking_number: unreadable
+            RawEvent(stream, 4, "OrderDelivered", {"order_id": placed.entity_id}),
+        ],
+    )
+    try:
+        await runner.load_checkpoints()
+        await runner.step()  # everything in one batch
+        assert runner.position == behind_at
+        with rig.read_engine.connect() as conn:
+            doc = conn.scalar(
+                sa.select(r.order_detail.c.doc).where(r.order_detail.c.order_id == placed.entity_id)
+            )
+            parked = conn.execute(
+                sa.select(r.projection_dead_letters.c.name, r.projection_dead_letters.c.position)
+            ).all()
+        assert isinstance(doc, str) and orjson.loads(doc)["status"] == "PAID"
+        order_screens = {"order_history", "order_detail", "fulfillment_queue"}
+        assert {(n, p) for n, p in parked if n in order_screens} == {
+            (n, p) for n in order_screens for p in (poison_at, behind_at)
+        }
+    finally:
         runner.close()
