@@ -8,6 +8,10 @@ in between. Readers (WAL) see the old tables until the swap commits, then the ne
 never an empty or half-built screen. The swap catches up under the write lock, then drops
 the live tables and renames the shadows into their place: no rows are copied. A crash at
 any point leaves the live tables as they were; the next rebuild drops the leftovers.
+
+The order screens hold their rows in memory and write them in key order, in transactions
+of ``CHUNK`` rows, before the swap (``rebuild_buffer.py``); what the catch-up adds is
+written inside the swap's transaction.
 """
 
 from __future__ import annotations
@@ -22,11 +26,13 @@ from sqlalchemy.engine import Connection
 from projections.base import Projector
 from projections.dead_letters import apply_or_park
 from projections.event_source import read_events
-from projections.order_doc import shared_folds
+from projections.order_doc import OrderDocProjector, shared_folds
 from projections.read_tables import projection_checkpoints as checkpoints
-from projections.staging import staging
+from projections.rebuild_buffer import BufferedOrderDocs
+from projections.staging import Staging, staging
 
 BATCH = 5000
+CHUNK = 20_000  # rows per write transaction when held rows are written outside the swap
 
 
 def _replay(
@@ -54,8 +60,29 @@ def _replay(
         with conn.begin() if commit_each else contextlib.nullcontext(), shared_folds():
             for name, projector in projectors.items():
                 apply_or_park(conn, name, projector, batch)
+        if commit_each:
+            _flush(conn, projectors, CHUNK, full_only=True)
         position = batch[-1].position
     return position
+
+
+def _flush(
+    conn: Connection, projectors: Mapping[str, Projector], chunk: int | None, *, full_only: bool
+) -> None:
+    """Write the rows the order screens hold (all, or only of those holding too many): in
+    transactions of ``chunk`` rows, or in the caller's transaction if None."""
+    for projector in projectors.values():
+        if isinstance(projector, BufferedOrderDocs) and (projector.full or not full_only):
+            projector.flush(conn, chunk)
+
+
+def _shadowed(stage: Staging, projectors: Mapping[str, Projector]) -> dict[str, Projector]:
+    """The projectors writing to the shadows; the order screens hold their rows first."""
+    shadowed = {name: stage.retarget(projector) for name, projector in projectors.items()}
+    return {
+        name: BufferedOrderDocs.of(p) if isinstance(p, OrderDocProjector) else p
+        for name, p in shadowed.items()
+    }
 
 
 def rebuild(log: Engine, live: Engine, projectors: Mapping[str, Projector]) -> int:
@@ -64,15 +91,17 @@ def rebuild(log: Engine, live: Engine, projectors: Mapping[str, Projector]) -> i
     tables = [table for projector in projectors.values() for table in projector.tables]
     names = list(projectors)
     with staging(live, tables) as stage:
-        shadowed = {name: stage.retarget(p) for name, p in projectors.items()}
+        shadowed = _shadowed(stage, projectors)
         conn = stage.conn
         built = _replay(log, conn, shadowed, 0, None, commit_each=True)
+        _flush(conn, shadowed, CHUNK, full_only=False)  # most rows written before the swap
         with conn.begin():  # BEGIN IMMEDIATE: the live runner waits from here on
             live_position = conn.scalar(
                 sa.select(sa.func.max(checkpoints.c.position)).where(checkpoints.c.name.in_(names))
             )
             live_position = int(live_position or 0)
             built = _replay(log, conn, shadowed, built, live_position, commit_each=False)
+            _flush(conn, shadowed, None, full_only=False)
             target = max(built, live_position)
             stage.swap(tables, names)
             conn.execute(
