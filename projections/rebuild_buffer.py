@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 from collections.abc import Sequence
 from operator import itemgetter
 from typing import Any
@@ -85,14 +86,13 @@ class BufferedOrderDocs(OrderDocProjector):
         gone = sorted(set(held.rows) & held.written)
         rows = sorted((row for row in held.rows.values() if row is not None), key=itemgetter(0))
         changes = sorted(held.changes, key=itemgetter(0, 1))  # (order_id, version)
-        table, names = self.table.name, [c.name for c in self.table.c]
+        table, names = self.table.name, list(self._columns)
         writes: list[tuple[str, list[Row]]] = [
             (f'DELETE FROM main."{table}" WHERE order_id = ?', [(k,) for k in gone]),
             (_insert(table, names), rows),
         ]
         if self.changes_table is not None:
-            changes_names = [c.name for c in self.changes_table.c]
-            writes.append((_insert(self.changes_table.name, changes_names), changes))
+            writes.append((_insert(self.changes_table.name, list(self._change_columns)), changes))
         for sql, params in writes:
             step = chunk or len(params) or 1
             for start in range(0, len(params), step):
@@ -103,12 +103,20 @@ class BufferedOrderDocs(OrderDocProjector):
         held.rows.clear()
         held.changes.clear()
 
+    @functools.cached_property
+    def _columns(self) -> tuple[str, ...]:
+        return tuple(self.table.c.keys())
+
+    @functools.cached_property
+    def _change_columns(self) -> tuple[str, ...]:
+        return () if self.changes_table is None else tuple(self.changes_table.c.keys())
+
     @property
     def _doc_at(self) -> int:
-        return list(self.table.c.keys()).index("doc")
+        return self._columns.index("doc")
 
     def _as_row(self, values: dict[str, Any]) -> Row:
-        return tuple(values[c.name] for c in self.table.c)
+        return tuple(values[name] for name in self._columns)
 
     def _change_rows(self, conn: Connection, changes: list[OrderChange]) -> list[Row]:
         if self.changes_table is None:
@@ -126,7 +134,7 @@ class BufferedOrderDocs(OrderDocProjector):
                 "occurred_at": at,
                 "doc": dumps(ch.doc),
             }
-            rows.append(tuple(values[c.name] for c in self.changes_table.c))
+            rows.append(tuple(values[name] for name in self._change_columns))
         return rows
 
 
