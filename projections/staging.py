@@ -24,6 +24,7 @@ from projections.base import Projector
 from projections.read_tables import projection_dead_letters as dead
 
 PREFIX = "shadow_"
+DEFERRED = "shopfront_rebuild_deferred"  # conn.info key: the next BEGIN takes no write lock
 
 
 def _private_engine(live: Engine) -> Engine:
@@ -48,7 +49,10 @@ def _private_engine(live: Engine) -> Engine:
 
     @sa.event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock up front: no deadlock
+        # The write lock up front (no deadlock upgrading a read lock), unless the
+        # transaction writes nothing of the live database (``conn.info[DEFERRED]``, set
+        # for one transaction).
+        conn.exec_driver_sql("BEGIN" if conn.info.pop(DEFERRED, False) else "BEGIN IMMEDIATE")
 
     return engine
 

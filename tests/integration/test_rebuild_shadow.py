@@ -2,10 +2,11 @@
 ``rebuild_buffer.py``): shadow tables inside the live read database, swapped in by
 renaming; the order screens' rows held in memory and written in key order.
 
-Cut into tiny pieces here (batches of 13 events, rows written every 40 held, in
-transactions of 7), with poison events in the log, a rebuild still equals a from-scratch
-projection, parks the same events, leaves no shadow table behind, and the schema is the
-one the metadata declares (leftovers of a crashed rebuild included).
+Cut into tiny pieces here (batches of 13 events, 29 for the projectors that write as
+they go, rows written every 40 held, in transactions of 7), with poison events in the
+log, a rebuild still equals a from-scratch projection, parks the same events, leaves no
+shadow table behind, and the schema is the one the metadata declares (leftovers of a
+crashed rebuild included).
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ def _append_poison(write_db: Path, engine: Engine) -> None:
 @pytest.fixture
 def tiny_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(rebuild, "BATCH", 13)
+    monkeypatch.setattr(rebuild, "DISK_BATCH", 29)
     monkeypatch.setattr(rebuild, "CHUNK", 7)
     monkeypatch.setattr(rebuild_buffer, "LIMIT", 40)
 
