@@ -26,6 +26,7 @@ from projections.order_doc import OrderDocProjector, dumps
 # Rows held per projector before they are written (about 1 KB each).
 LIMIT = 250_000
 Row = tuple[Any, ...]
+CHANGE_COLUMNS = ("order_id", "version", "event", "occurred_at", "doc")  # key first
 
 
 @dataclasses.dataclass
@@ -92,7 +93,7 @@ class BufferedOrderDocs(OrderDocProjector):
             (_insert(table, names), rows),
         ]
         if self.changes_table is not None:
-            writes.append((_insert(self.changes_table.name, list(self._change_columns)), changes))
+            writes.append((_insert(self.changes_table.name, list(CHANGE_COLUMNS)), changes))
         for sql, params in writes:
             step = chunk or len(params) or 1
             for start in range(0, len(params), step):
@@ -107,16 +108,12 @@ class BufferedOrderDocs(OrderDocProjector):
     def _columns(self) -> tuple[str, ...]:
         return tuple(self.table.c.keys())
 
-    @functools.cached_property
-    def _change_columns(self) -> tuple[str, ...]:
-        return () if self.changes_table is None else tuple(self.changes_table.c.keys())
-
     @property
     def _doc_at(self) -> int:
         return self._columns.index("doc")
 
     def _as_row(self, values: dict[str, Any]) -> Row:
-        return tuple(values[name] for name in self._columns)
+        return tuple(map(values.__getitem__, self._columns))
 
     def _change_rows(self, conn: Connection, changes: list[OrderChange]) -> list[Row]:
         if self.changes_table is None:
@@ -124,18 +121,16 @@ class BufferedOrderDocs(OrderDocProjector):
         # Stored as SQLAlchemy stores it (a DateTime column is text in SQLite).
         at_type = self.changes_table.c.occurred_at.type.dialect_impl(conn.dialect)
         process = at_type.bind_processor(conn.dialect)
-        rows = []
-        for ch in changes:
-            at = ch.occurred_at if process is None else process(ch.occurred_at)
-            values = {
-                "order_id": ch.order_id,
-                "version": ch.version,
-                "event": ch.event,
-                "occurred_at": at,
-                "doc": dumps(ch.doc),
-            }
-            rows.append(tuple(values[name] for name in self._change_columns))
-        return rows
+        return [
+            (
+                ch.order_id,
+                ch.version,
+                ch.event,
+                ch.occurred_at if process is None else process(ch.occurred_at),
+                dumps(ch.doc),
+            )
+            for ch in changes
+        ]  # in the order of CHANGE_COLUMNS
 
 
 def _insert(table: str, columns: list[str]) -> str:
