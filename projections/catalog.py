@@ -7,6 +7,7 @@ product), then written with one statement per kind of change.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,17 +19,21 @@ from domain.events import Event
 from projections.base import OrderChange, StoredEvent
 from projections.read_tables import catalog_products as t
 
-_UPDATE = (
-    t.update()
-    .where(t.c.product_id == sa.bindparam("pid"))
-    .values(
-        stock_available=t.c.stock_available + sa.bindparam("stock_delta"),
-        price_cents=sa.func.coalesce(sa.bindparam("new_price", type_=sa.Integer), t.c.price_cents),
-        updated_at=sa.func.coalesce(
-            sa.bindparam("changed_at", type_=t.c.updated_at.type), t.c.updated_at
-        ),
+
+def _update(t: sa.Table) -> sa.Update:
+    return (
+        t.update()
+        .where(t.c.product_id == sa.bindparam("pid"))
+        .values(
+            stock_available=t.c.stock_available + sa.bindparam("stock_delta"),
+            price_cents=sa.func.coalesce(
+                sa.bindparam("new_price", type_=sa.Integer), t.c.price_cents
+            ),
+            updated_at=sa.func.coalesce(
+                sa.bindparam("changed_at", type_=t.c.updated_at.type), t.c.updated_at
+            ),
+        )
     )
-)
 
 
 @dataclasses.dataclass
@@ -38,9 +43,20 @@ class _Change:
     changed_at: Any = None
 
 
+@dataclasses.dataclass(frozen=True)
 class CatalogProjector:
-    name = "catalog"
-    tables = (t,)
+    """``table``: the live catalog table, or a rebuild's shadow of it."""
+
+    name: str = "catalog"
+    table: sa.Table = t
+
+    @property
+    def tables(self) -> tuple[sa.Table, ...]:
+        return (self.table,)
+
+    @functools.cached_property
+    def _update(self) -> sa.Update:
+        return _update(self.table)  # built once: construction costs more than running it
 
     def apply(
         self, conn: Connection, events: Sequence[StoredEvent[Event]]
@@ -78,10 +94,10 @@ class CatalogProjector:
                 for line in data.lines:
                     change(line.product_id).stock_delta += sign * line.quantity
         if added:
-            conn.execute(t.insert(), added)
+            conn.execute(self.table.insert(), added)
         if changes:
             conn.execute(
-                _UPDATE,
+                self._update,
                 [
                     {
                         "pid": pid,

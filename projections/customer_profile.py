@@ -5,6 +5,8 @@ Lifetime spend counts paid orders and takes back refunds of cancelled paid order
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -17,19 +19,29 @@ from domain.events import Event
 from projections.base import OrderChange, StoredEvent
 from projections.read_tables import customer_profiles as t
 
-_UPDATE = (
-    t.update()
-    .where(t.c.customer_id == sa.bindparam("cid"))
-    .values(
-        order_count=t.c.order_count + sa.bindparam("orders"),
-        lifetime_spend_cents=t.c.lifetime_spend_cents + sa.bindparam("spend"),
-    )
-)
 
-
+@dataclasses.dataclass(frozen=True)
 class CustomerProfileProjector:
-    name = "customer_profile"
-    tables = (t,)
+    """``table``: the live profiles table, or a rebuild's shadow of it."""
+
+    name: str = "customer_profile"
+    table: sa.Table = t
+
+    @property
+    def tables(self) -> tuple[sa.Table, ...]:
+        return (self.table,)
+
+    @functools.cached_property
+    def _update(self) -> sa.Update:
+        t = self.table  # built once: construction costs more than running it
+        return (
+            t.update()
+            .where(t.c.customer_id == sa.bindparam("cid"))
+            .values(
+                order_count=t.c.order_count + sa.bindparam("orders"),
+                lifetime_spend_cents=t.c.lifetime_spend_cents + sa.bindparam("spend"),
+            )
+        )
 
     def apply(
         self, conn: Connection, events: Sequence[StoredEvent[Event]]
@@ -57,11 +69,11 @@ class CustomerProfileProjector:
             elif isinstance(data, e.OrderCancelled):
                 spend[data.customer_id] -= data.refunded_cents
         if registered:
-            conn.execute(t.insert(), registered)
+            conn.execute(self.table.insert(), registered)
         touched = set(orders) | set(spend)
         if touched:
             conn.execute(
-                _UPDATE,
+                self._update,
                 [{"cid": cid, "orders": orders[cid], "spend": spend[cid]} for cid in touched],
             )
         return ()

@@ -186,16 +186,42 @@ class OrderDocProjector:
     def apply(
         self, conn: Connection, events: Sequence[StoredEvent[Event]]
     ) -> Sequence[OrderChange]:
+        folded = self.fold_batch(conn, events)
+        if folded is None:
+            return ()
+        stored, docs, changes = folded
+        self._write(conn, stored, docs, {change.order_id for change in changes})
+        if self.changes_table is None:
+            return ()
+        if changes:
+            conn.execute(
+                self.changes_table.insert(),
+                [
+                    {
+                        "order_id": ch.order_id,
+                        "version": ch.version,
+                        "event": ch.event,
+                        "occurred_at": ch.occurred_at,
+                        "doc": dumps(ch.doc),
+                    }
+                    for ch in changes
+                ],
+            )
+        return changes
+
+    def fold_batch(
+        self, conn: Connection, events: Sequence[StoredEvent[Event]]
+    ) -> tuple[Collection[str], dict[str, Doc | None], list[OrderChange]] | None:
+        """The batch's order events folded onto the stored documents: (the orders that
+        have a row, each order's document after the batch, every change in log order);
+        None if the batch has no order event. Writes nothing."""
         order_events = [ev for ev in events if ev.type in ORDER_EVENT_TYPES]
         if not order_events:
-            return ()
+            return None
         by_order: dict[str, list[StoredEvent[Event]]] = {}
         for ev in order_events:
             by_order.setdefault(ev.data.order_id, []).append(ev)  # type: ignore[attr-defined]
-        stored: dict[str, str] = {
-            row.order_id: row.doc
-            for row in conn.execute(self._statements.select_docs, {"ids": list(by_order)})
-        }
+        stored = self.load_docs(conn, list(by_order))
         folds = _shared_folds.get()
         docs: dict[str, Doc | None] = {}
         changes: list[OrderChange] = []
@@ -215,24 +241,14 @@ class OrderDocProjector:
             changes.extend(order_changes)
         if len(by_order) > 1:
             changes.sort(key=lambda change: change.position)
-        self._write(conn, stored.keys(), docs, {change.order_id for change in changes})
-        if self.changes_table is None:
-            return ()
-        if changes:
-            conn.execute(
-                self.changes_table.insert(),
-                [
-                    {
-                        "order_id": ch.order_id,
-                        "version": ch.version,
-                        "event": ch.event,
-                        "occurred_at": ch.occurred_at,
-                        "doc": dumps(ch.doc),
-                    }
-                    for ch in changes
-                ],
-            )
-        return changes
+        return stored.keys(), docs, changes
+
+    def load_docs(self, conn: Connection, order_ids: list[str]) -> dict[str, str]:
+        """The stored documents (JSON) of those of ``order_ids`` that have a row."""
+        return {
+            row.order_id: row.doc
+            for row in conn.execute(self._statements.select_docs, {"ids": order_ids})
+        }
 
     def _fold(
         self, order_id: str, doc: Doc | None, events: list[StoredEvent[Event]]

@@ -6,6 +6,8 @@ is cancelled. A batch is folded into per-figure deltas, then written once per fi
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,14 +20,6 @@ from projections.base import OrderChange, StoredEvent
 from projections.read_tables import sales_dashboard as t
 
 Key = tuple[str, str]
-_UPDATE = (
-    t.update()
-    .where(t.c.kind == sa.bindparam("k_kind"), t.c.key == sa.bindparam("k_key"))
-    .values(
-        tally=t.c.tally + sa.bindparam("d_count"),
-        amount_cents=t.c.amount_cents + sa.bindparam("d_amount"),
-    )
-)
 NEXT_STATUS = {
     "OrderPaid": ("PLACED", "PAID"),
     "OrderShipped": ("PAID", "SHIPPED"),
@@ -58,9 +52,28 @@ class _Deltas:
             )
 
 
+@dataclasses.dataclass(frozen=True)
 class SalesDashboardProjector:
-    name = "sales_dashboard"
-    tables = (t,)
+    """``table``: the live dashboard table, or a rebuild's shadow of it."""
+
+    name: str = "sales_dashboard"
+    table: sa.Table = t
+
+    @property
+    def tables(self) -> tuple[sa.Table, ...]:
+        return (self.table,)
+
+    @functools.cached_property
+    def _update(self) -> sa.Update:
+        t = self.table  # built once: construction costs more than running it
+        return (
+            t.update()
+            .where(t.c.kind == sa.bindparam("k_kind"), t.c.key == sa.bindparam("k_key"))
+            .values(
+                tally=t.c.tally + sa.bindparam("d_count"),
+                amount_cents=t.c.amount_cents + sa.bindparam("d_amount"),
+            )
+        )
 
     def apply(
         self, conn: Connection, events: Sequence[StoredEvent[Event]]
@@ -85,11 +98,11 @@ class SalesDashboardProjector:
                     d.add("total", "all", 0, data.amount_cents)
                     d.lines(data.lines, 1)
         if d.values:
-            _write(conn, d)
+            _write(conn, self.table, self._update, d)
         return ()
 
 
-def _write(conn: Connection, d: _Deltas) -> None:
+def _write(conn: Connection, t: sa.Table, update: sa.Update, d: _Deltas) -> None:
     existing = {
         (row.kind, row.key)
         for row in conn.execute(
@@ -112,7 +125,7 @@ def _write(conn: Connection, d: _Deltas) -> None:
                 }
             )
     if old:
-        conn.execute(_UPDATE, old)
+        conn.execute(update, old)
     if new:
         conn.execute(t.insert(), new)
 
