@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 import sqlalchemy as sa
@@ -30,19 +30,8 @@ WAITING = "waiting behind an earlier parked event of this stream"
 _PARKED_STREAMS = sa.select(dead.c.stream_id).where(dead.c.name == sa.bindparam("name")).distinct()
 
 
-_ALL_PARKED_STREAMS = sa.select(dead.c.name, dead.c.stream_id).distinct()
-
-
 def parked_streams(conn: Connection, name: str) -> set[str]:
     return set(conn.scalars(_PARKED_STREAMS, {"name": name}))
-
-
-def parked_streams_by_name(conn: Connection) -> dict[str, set[str]]:
-    """Every projector's streams with parked events, in one read."""
-    found: dict[str, set[str]] = {}
-    for name, stream_id in conn.execute(_ALL_PARKED_STREAMS):
-        found.setdefault(name, set()).add(stream_id)
-    return found
 
 
 def _park(conn: Connection, name: str, event: StoredEvent[Event], error: str) -> None:
@@ -68,19 +57,12 @@ class Applied(NamedTuple):
 
 
 def apply_or_park(
-    conn: Connection,
-    name: str,
-    projector: Projector,
-    events: Sequence[StoredEvent[Event]],
-    parked: Collection[str] | None = None,
+    conn: Connection, name: str, projector: Projector, events: Sequence[StoredEvent[Event]]
 ) -> Applied:
-    """Apply ``events`` in the caller's transaction, parking poison events. ``parked``:
-    the streams this projector has parked events of, if the caller has read them."""
-    if parked is None:
-        parked = parked_streams(conn, name)
+    """Apply ``events`` in the caller's transaction, parking poison events."""
     # stream -> the position from which its events wait (0: parked before this batch).
     # Its events before that position are applied as usual.
-    blocked = dict.fromkeys(parked, 0)
+    blocked = dict.fromkeys(parked_streams(conn, name), 0)
     parked_now: set[int] = set()
 
     def waits(event: StoredEvent[Event]) -> bool:

@@ -40,17 +40,20 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-# Built once (statement construction costs more than running it). A step reads every
-# checkpoint under the read database's write lock (and FOR UPDATE where there are row
-# locks), so nobody moves one between that read and the step's commit.
-_CHECKPOINTS = sa.select(
-    checkpoints.c.name, checkpoints.c.position, checkpoints.c.generation
-).with_for_update()
-_ADVANCE = (
+# Built once (statement construction costs more than running it): move a checkpoint from
+# the position we read to the end of the batch, or touch nothing if someone else moved it.
+_CLAIM = (
     checkpoints.update()
-    .where(checkpoints.c.name == sa.bindparam("k_name"))
+    .where(
+        checkpoints.c.name == sa.bindparam("k_name"),
+        checkpoints.c.position == sa.bindparam("k_position"),
+    )
     .values(position=sa.bindparam("new_position"), updated_at=sa.bindparam("now"))
 )
+
+
+class CheckpointMoved(Exception):
+    """Another runner (another process, or a rebuild) moved the checkpoint under us."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -291,14 +294,14 @@ class ProjectionRunner:
         publish_soon: Callable[[Sequence[OrderChange]], None] | None = None,
     ) -> StepOutcome:
         outcome = StepOutcome(positions={}, errors={}, changes=[])
+        # Noticed within one poll: a rebuild or retry run by another process.
+        outcome.generations = self._read_generations()
         # One batch per distinct position: a projector stuck on a failing event must not
         # hold the others to its own window of the log.
         with self.log_engine.connect() as conn:
             batches = {p: read_events(conn, p, self.batch_size) for p in set(positions.values())}
         if not any(batches.values()):
-            # Idle. Noticed within one poll: a rebuild or retry run by another process
-            # (generations), and parked events such a retry may have cleared.
-            outcome.generations = self._read_generations()
+            # Idle: recount parked events, which a retry in another process may have cleared.
             outcome.dead_letters = self._count_dead_letters()
             return outcome
         outcome.head = max(batch[-1].position for batch in batches.values() if batch)
@@ -306,66 +309,56 @@ class ProjectionRunner:
         # can clear known ones, and a poison event in this step can add one.
         recount = any(self.dead_letters.values())
         with shared_folds():  # the order screens fold each order once per step
-            recount = self._apply_all(positions, batches, outcome, recount)
-        if outcome.changes and publish_soon is not None:
-            publish_soon(outcome.changes)
+            recount = self._apply_each(positions, batches, outcome, recount, publish_soon)
         if recount:
             outcome.dead_letters = self._count_dead_letters()
         return outcome
 
-    def _apply_all(
+    def _apply_each(
         self,
         positions: dict[str, int],
         batches: dict[int, Sequence[StoredEvent[Event]]],
         outcome: StepOutcome,
         recount: bool,
+        publish_soon: Callable[[Sequence[OrderChange]], None] | None,
     ) -> bool:
-        """Every projector behind applies its batch, each in a savepoint of one read-database
-        transaction that also moves their checkpoints: one commit per step, and a projector
-        whose database work fails rolls back alone. Returns whether the parked events need
-        counting again."""
-        applied: list[tuple[str, Sequence[StoredEvent[Event]], Sequence[OrderChange]]] = []
-        with self.read_engine.begin() as conn:
-            stored = {row.name: row for row in conn.execute(_CHECKPOINTS)}
-            outcome.generations = {name: int(row.generation) for name, row in stored.items()}
-            if any(
-                name in stored and stored[name].position != position
-                for name, position in positions.items()
-            ):
-                # Another runner (another process, a rebuild) moved a checkpoint: start
-                # again from the stored ones rather than trip over rows already written.
+        """Each projector applies its batch in its own transaction; returns whether the
+        parked events need counting again."""
+        for name, projector in self.projectors.items():
+            position = positions[name]
+            todo = batches[position]
+            if not todo:
+                continue
+            try:
+                with self.read_engine.begin() as conn:
+                    # Claim the batch first: if another runner moved the checkpoint, stop
+                    # before applying (and tripping over) rows it has written already.
+                    moved = conn.execute(
+                        _CLAIM,
+                        {
+                            "k_name": name,
+                            "k_position": position,
+                            "new_position": todo[-1].position,
+                            "now": dt.datetime.now(dt.UTC),
+                        },
+                    )
+                    if moved.rowcount != 1:
+                        raise CheckpointMoved(name)
+                    changes, parked = apply_or_park(conn, name, projector, todo)
+                    recount = recount or parked
+                    self._fault_point(name)
+            except CheckpointMoved:
                 outcome.checkpoints_moved = True
                 return recount
-            parked = dead_letters.parked_streams_by_name(conn)
-            for name, projector in self.projectors.items():
-                todo = batches[positions[name]]
-                if not todo:
-                    continue
-                try:
-                    with conn.begin_nested():
-                        changes, parks = apply_or_park(
-                            conn, name, projector, todo, parked.get(name, set())
-                        )
-                        self._fault_point(name)
-                except Exception as error:  # the database itself failed: retry it later
-                    outcome.errors[name] = f"{type(error).__name__}: {error}"
-                    log.exception("projector %s failed after position %d", name, positions[name])
-                    continue
-                recount = recount or parks
-                applied.append((name, todo, changes))
-            if applied:
-                now = dt.datetime.now(dt.UTC)
-                conn.execute(
-                    _ADVANCE,
-                    [
-                        {"k_name": n, "new_position": t[-1].position, "now": now}
-                        for n, t, _ in applied
-                    ],
-                )
-        for name, todo, made in applied:  # committed
+            except Exception as error:  # the database itself failed: retry the batch later
+                outcome.errors[name] = f"{type(error).__name__}: {error}"
+                log.exception("projector %s failed after position %d", name, position)
+                continue
             outcome.errors[name] = None
             outcome.positions[name] = todo[-1].position
-            outcome.changes.extend(made)
+            outcome.changes.extend(changes)
+            if changes and publish_soon is not None:
+                publish_soon(changes)
             outcome.advanced = max(outcome.advanced, len(todo))
         return recount
 
