@@ -8,6 +8,8 @@ is free (group commit): one transaction, a savepoint per command, one commit and
 for the group, and each command's outcome exactly as if it had run alone.
 """
 
+from __future__ import annotations
+
 import asyncio
 import dataclasses
 import datetime as dt
