@@ -189,11 +189,20 @@ class OrderDocProjector:
         folded = self.fold_batch(conn, events)
         if folded is None:
             return ()
-        stored, docs, changes = folded
+        self.store(conn, *folded)
+        return () if self.changes_table is None else folded[2]
+
+    def store(
+        self,
+        conn: Connection,
+        stored: Collection[str],
+        docs: dict[str, Doc | None],
+        changes: list[OrderChange],
+    ) -> None:
+        """Write a folded batch (see ``fold_batch``): each changed order's row, and with a
+        ``changes_table`` the document after every change."""
         self._write(conn, stored, docs, {change.order_id for change in changes})
-        if self.changes_table is None:
-            return ()
-        if changes:
+        if self.changes_table is not None and changes:
             conn.execute(
                 self.changes_table.insert(),
                 [
@@ -207,7 +216,6 @@ class OrderDocProjector:
                     for ch in changes
                 ],
             )
-        return changes
 
     def fold_batch(
         self, conn: Connection, events: Sequence[StoredEvent[Event]]

@@ -3,7 +3,7 @@
 key index) through SQLAlchemy. Only used on a rebuild's shadow tables.
 
 The documents fold exactly as the live ``OrderDocProjector`` folds them (same
-``fold_batch``); only where the rows live until they are written differs. ``apply``
+``fold_batch``); only where the rows live until they are written differs (``store``). It
 changes the memory only once the whole batch has folded, so a batch that raises (and is
 then retried event by event to park the poison one) leaves it as it was.
 """
@@ -13,15 +13,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-from collections.abc import Sequence
+from collections.abc import Collection
 from operator import itemgetter
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from domain.events import Event
-from projections.base import OrderChange, StoredEvent
-from projections.order_doc import OrderDocProjector, dumps
+from projections.base import OrderChange
+from projections.order_doc import Doc, OrderDocProjector, dumps
 
 # Rows held per projector before they are written (about 1 KB each).
 LIMIT = 250_000
@@ -57,13 +56,14 @@ class BufferedOrderDocs(OrderDocProjector):
         found = super().load_docs(conn, missing) if missing and self.held.written else {}
         return {**docs, **found}
 
-    def apply(
-        self, conn: Connection, events: Sequence[StoredEvent[Event]]
-    ) -> Sequence[OrderChange]:
-        folded = self.fold_batch(conn, events)
-        if folded is None:
-            return ()
-        _stored, docs, changes = folded
+    def store(
+        self,
+        conn: Connection,
+        stored: Collection[str],
+        docs: dict[str, Doc | None],
+        changes: list[OrderChange],
+    ) -> None:
+        """Keep the folded batch's rows in memory instead of writing them."""
         rows: dict[str, Row | None] = {}
         for order_id in {change.order_id for change in changes}:
             doc = docs[order_id]
@@ -73,7 +73,6 @@ class BufferedOrderDocs(OrderDocProjector):
         new_changes = self._change_rows(conn, changes)
         self.held.rows.update(rows)  # the batch folded: only now the memory changes
         self.held.changes.extend(new_changes)
-        return () if self.changes_table is None else changes
 
     @property
     def full(self) -> bool:
