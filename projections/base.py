@@ -39,6 +39,19 @@ class OrderChange:
     position: int = 0  # the event's position in the log (0: not known)
 
 
+@dataclasses.dataclass(frozen=True)
+class OneTableProjector:
+    """What a projector of a single read table shares: ``table`` is the live table, or a
+    rebuild's shadow of it (``staging.Staging.retarget`` replaces the field)."""
+
+    name: str
+    table: sa.Table
+
+    @property
+    def tables(self) -> tuple[sa.Table, ...]:
+        return (self.table,)
+
+
 class Projector(Protocol):
     @property
     def name(self) -> str: ...

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from domain import events as e
 from domain.events import Event
-from projections.base import OrderChange, StoredEvent
+from projections.base import OneTableProjector, OrderChange, StoredEvent
 from projections.read_tables import catalog_products as t
 
 
@@ -44,15 +44,9 @@ class _Change:
 
 
 @dataclasses.dataclass(frozen=True)
-class CatalogProjector:
-    """``table``: the live catalog table, or a rebuild's shadow of it."""
-
+class CatalogProjector(OneTableProjector):
     name: str = "catalog"
     table: sa.Table = t
-
-    @property
-    def tables(self) -> tuple[sa.Table, ...]:
-        return (self.table,)
 
     @functools.cached_property
     def _update(self) -> sa.Update:

@@ -16,20 +16,14 @@ from sqlalchemy.engine import Connection
 
 from domain import events as e
 from domain.events import Event
-from projections.base import OrderChange, StoredEvent
+from projections.base import OneTableProjector, OrderChange, StoredEvent
 from projections.read_tables import customer_profiles as t
 
 
 @dataclasses.dataclass(frozen=True)
-class CustomerProfileProjector:
-    """``table``: the live profiles table, or a rebuild's shadow of it."""
-
+class CustomerProfileProjector(OneTableProjector):
     name: str = "customer_profile"
     table: sa.Table = t
-
-    @property
-    def tables(self) -> tuple[sa.Table, ...]:
-        return (self.table,)
 
     @functools.cached_property
     def _update(self) -> sa.Update:

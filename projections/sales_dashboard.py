@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from domain import events as e
 from domain.events import Event
-from projections.base import OrderChange, StoredEvent
+from projections.base import OneTableProjector, OrderChange, StoredEvent
 from projections.read_tables import sales_dashboard as t
 
 Key = tuple[str, str]
@@ -53,15 +53,9 @@ class _Deltas:
 
 
 @dataclasses.dataclass(frozen=True)
-class SalesDashboardProjector:
-    """``table``: the live dashboard table, or a rebuild's shadow of it."""
-
+class SalesDashboardProjector(OneTableProjector):
     name: str = "sales_dashboard"
     table: sa.Table = t
-
-    @property
-    def tables(self) -> tuple[sa.Table, ...]:
-        return (self.table,)
 
     @functools.cached_property
     def _update(self) -> sa.Update:
