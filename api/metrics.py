@@ -48,6 +48,16 @@ class ProjectionCollector(Collector):
         subscribers = GaugeMetricFamily("shopfront_subscriptions", "Live order subscriptions")
         subscribers.add_metric([], self.services.broker.subscriber_count)
         yield subscribers
+        broker = self.services.broker
+        handed = CounterMetricFamily(
+            "shopfront_subscription_changes",
+            "Order changes handed to live subscriptions: sent at once on the express lane, "
+            "or queued for the subscription's stream",
+            labels=["lane"],
+        )
+        handed.add_metric(["express"], broker.express_deliveries)
+        handed.add_metric(["queued"], broker.queued_deliveries)
+        yield handed
         cache = self.services.response_cache
         lookups = CounterMetricFamily(
             "shopfront_response_cache_lookups",

@@ -11,7 +11,7 @@ import strawberry
 from api import readers
 from api.context import Info
 from api.errors import ApiError
-from api.fanout import shared_event
+from api.fanout import express_lane, shared_event
 from api.ids import raw_id_of
 from api.types.order import Order, OrderEvent
 from domain.model import can_see_order
@@ -60,10 +60,10 @@ class Subscription:
                 for change in await readers.order_changes(services.read_engine, raw_id, version):
                     version = change.version
                     yield shared_event(change)
-            async for change in subscription:
-                if change.version > version:  # the snapshot already covered older ones
-                    version = change.version
-                    yield shared_event(change)
+            subscription.express = express_lane(info)
+            # Only versions above what the snapshot (or the replay) covered.
+            async for change in subscription.changes(after=version):
+                yield shared_event(change)
 
     @strawberry.subscription(
         description="Every change to any of the caller's orders (staff: every order)."
@@ -74,5 +74,6 @@ class Subscription:
             raise ApiError("UNAUTHENTICATED", "Sign in to follow your orders")
         key = "all" if actor.is_staff else f"customer:{actor.id}"
         with info.context.follow(key) as subscription:
-            async for change in subscription:
+            subscription.express = express_lane(info)
+            async for change in subscription.changes():
                 yield shared_event(change)

@@ -11,21 +11,27 @@ import asyncio
 import contextlib
 import datetime as dt
 import time
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.schema import Schema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types.unset import UnsetType
 
 from api.auth import InvalidToken
 from api.context import Context
-from api.fanout import PayloadEncoder
+from api.fanout import PayloadEncoder, SocketOperation, socket_operation
 from api.services import Services
 from api.ws_limits import identity_key
 
@@ -33,7 +39,54 @@ CONTEXT_KEY = "shopfront.context"
 IDLE_CLOSE_CODE = 4408
 
 
+def _socket_operation(
+    handler: BaseGraphQLTransportWSHandler[Context, None] | BaseGraphQLWSHandler[Context, None],
+    operation_id: str,
+    message_type: str,
+    is_live: Callable[[], bool],
+) -> SocketOperation | None:
+    adapter, view = handler.websocket, handler.view
+    if not isinstance(adapter, ASGIWebSocketAdapter) or not isinstance(view, WebSocketGraphQL):
+        return None
+    return SocketOperation(adapter.ws, operation_id, message_type, view.payloads, is_live)
+
+
+class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws, with each operation's task knowing its socket operation
+    (the express lane of its subscription: :mod:`api.pubsub`)."""
+
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        def is_live() -> bool:
+            return self.operations.get(operation.id) is operation and not operation.completed
+
+        socket_operation.set(_socket_operation(self, operation.id, "next", is_live))
+        await super().run_operation(operation)
+
+
+class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
+    """The legacy graphql-ws protocol, likewise."""
+
+    async def handle_async_results(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
+        task = asyncio.current_task()
+
+        def is_live() -> bool:
+            # A stop takes the operation out of `subscriptions` first, then of `tasks`.
+            return operation_id in self.subscriptions and self.tasks.get(operation_id) is task
+
+        socket_operation.set(_socket_operation(self, operation_id, "data", is_live))
+        await super().handle_async_results(operation_id, query, operation_name, variables)
+
+
 class WebSocketGraphQL(GraphQL[Context, None]):
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
+
     def __init__(self, schema: Schema, services: Services) -> None:
         settings = services.settings
         super().__init__(

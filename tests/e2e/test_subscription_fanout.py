@@ -1,0 +1,118 @@
+"""One change, many subscribers, over real WebSockets: every live subscription of a
+broadcast gets each change once and in order, whatever its protocol, document or
+variables; subscriptions with the same document get the same message; a stopped one gets
+nothing more while the others go on. Live changes take the express lane (sent from the
+broker's publish, api/pubsub.py), which /metrics counts."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+
+from .client import (
+    MY_ORDERS,
+    ORDER_STATUS,
+    Api,
+    Json,
+    LiveAppLike,
+    follow_my_orders,
+    legacy_ws,
+    transport_ws,
+)
+from .test_order_lifecycle import _new_customer_with_order
+
+SMALL_MY_ORDERS = "subscription { myOrders { event version order { id status } } }"
+TRANSPORT_CONNECTIONS = 4
+LEGACY_CONNECTIONS = 2
+
+
+async def handed(api: Api) -> dict[str, float]:
+    text = (await api.request("GET", "/metrics")).text
+    return {
+        lane: float(value)
+        for lane, value in re.findall(
+            r'^shopfront_subscription_changes_total\{lane="(\w+)"\} (\S+)$', text, re.M
+        )
+    }
+
+
+async def test_a_broadcast_reaches_every_subscription_once_and_in_order(
+    api: Api, live_app: LiveAppLike
+) -> None:
+    staff = live_app.staff_token
+    token, product, order = await _new_customer_with_order(api, staff)
+    order_id = order["id"]
+    async with contextlib.AsyncExitStack() as stack:
+        # (client, operation id, field, document) for every subscription
+        subscriptions: list[tuple[object, str, str, str]] = []
+        transports = [
+            await stack.enter_async_context(transport_ws(live_app.ws_url, token))
+            for _ in range(TRANSPORT_CONNECTIONS)
+        ]
+        for ws in transports:
+            subscriptions.append((ws, await follow_my_orders(ws, order_id), "myOrders", "full"))
+            small = await ws.subscribe(SMALL_MY_ORDERS)
+            status = await ws.subscribe(ORDER_STATUS, {"id": order_id})
+            assert (await ws.next_data(status))["orderStatus"]["event"] == "Snapshot"
+            subscriptions.append((ws, small, "myOrders", "small"))
+            subscriptions.append((ws, status, "orderStatus", "full"))
+        legacies = [
+            await stack.enter_async_context(legacy_ws(live_app.ws_url, token))
+            for _ in range(LEGACY_CONNECTIONS)
+        ]
+        for legacy in legacies:
+            mine = await legacy.start(MY_ORDERS)
+            status = await legacy.start(ORDER_STATUS, {"id": order_id})
+            assert (await legacy.next_data(status))["orderStatus"]["event"] == "Snapshot"
+            subscriptions.append((legacy, mine, "myOrders", "full"))
+            subscriptions.append((legacy, status, "orderStatus", "full"))
+
+        before = await handed(api)
+        assert (await api.pay(token, order_id))["order"]["status"] == "PAID"
+        assert (await api.ship(staff, order_id, tracking="FAN-1"))["order"]["version"] == 3
+        second = await api.place_order(token, [(product["sku"], 1)])
+
+        expected = {
+            "myOrders": [("OrderPaid", 2), ("OrderShipped", 3), ("OrderPlaced", 1)],
+            "orderStatus": [("OrderPaid", 2), ("OrderShipped", 3)],
+        }
+        seen: dict[tuple[str, str], list[Json]] = {}
+        for client, op_id, field, document in subscriptions:
+            events = [
+                (await client.next_data(op_id))[field]  # type: ignore[attr-defined]
+                for _ in expected[field]
+            ]
+            assert [(e["event"], e["version"]) for e in events] == expected[field]
+            assert [e["order"]["id"] for e in events][-1] == (
+                second["id"] if field == "myOrders" else order_id
+            )
+            # Same document, same caller: the same message, whichever protocol carried it.
+            assert seen.setdefault((field, document), events) == events
+        assert seen[("myOrders", "small")][0] == {
+            "event": "OrderPaid",
+            "version": 2,
+            "order": {"id": order_id, "status": "PAID"},
+        }
+        assert seen[("myOrders", "full")][1]["order"]["shipment"]["trackingNumber"] == "FAN-1"
+        after = await handed(api)
+        lanes = {lane: after[lane] - before.get(lane, 0.0) for lane in after}
+        deliveries = sum(len(expected[field]) for _, _, field, _ in subscriptions)
+        # Other tests' subscribers share this server, so at least ours were handed out...
+        assert lanes["express"] + lanes["queued"] >= deliveries
+        # ...and subscribers waiting at human pace take the express lane.
+        assert lanes["express"] >= deliveries / 2, lanes
+
+        # A stopped subscription gets nothing more; the others on its connection go on.
+        ws = transports[0]
+        _, small_op, _, _ = subscriptions[1]
+        _, status_op, _, _ = subscriptions[2]
+        await ws.complete(small_op)
+        await legacies[0].stop(subscriptions[-2][1])
+        assert (await legacies[0].receive_for(subscriptions[-2][1]))["type"] == "complete"
+        assert (await api.deliver(staff, order_id))["order"]["status"] == "DELIVERED"
+        event = (await ws.next_data(status_op))["orderStatus"]
+        assert (event["event"], event["version"]) == ("OrderDelivered", 4)
+        event = (await legacies[0].next_data(subscriptions[-1][1]))["orderStatus"]
+        assert (event["event"], event["version"]) == ("OrderDelivered", 4)
+        await ws.expect_nothing_for(small_op, 0.5)
+        await legacies[0].expect_nothing_for(subscriptions[-2][1], 0.1)
