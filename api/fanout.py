@@ -33,7 +33,8 @@ from typing import Any
 import orjson
 from graphql import ExecutionResult, OperationType
 from graphql.pyutils import AwaitableOrValue
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.types import Message
+from starlette.websockets import WebSocketDisconnect
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from api.context import Info
@@ -190,16 +191,16 @@ class PayloadEncoder:
         return f'{{"id":{id_json},"type":"{message_type}","payload":{encoded}}}'
 
     def message_for(
-        self, change: object, key: Hashable, make: Callable[[], str | None]
+        self, change: OrderChange, key: Hashable, make: Callable[[OrderChange], str | None]
     ) -> str | None:
-        """``make()``, once per change and key: subscribers of a broadcast with the same
-        key (same message to send) share one lookup of the result and one message."""
+        """``make(change)``, once per change and key: subscribers of a broadcast with the
+        same key (same message to send) share one lookup of the result and one message."""
         if change is not self._change:
             self._change, self._messages = change, {}
         try:
             return self._messages[key]
         except KeyError:
-            message = self._messages[key] = make()
+            message = self._messages[key] = make(change)
             return message
 
 
@@ -215,7 +216,7 @@ class SocketOperation:
     """The WebSocket operation a subscription resolver runs in: set by the protocol
     handlers of :mod:`api.websocket` in the operation's own task."""
 
-    websocket: WebSocket
+    send: Callable[[Message], Awaitable[None]]  # the connection's ASGI send
     operation_id: str
     message_type: str  # "next" (graphql-transport-ws) or "data" (graphql-ws)
     encoder: PayloadEncoder
@@ -266,10 +267,10 @@ class Express:
         if key is None:
             text = self._message(change)
         else:
-            text = operation.encoder.message_for(change, key, lambda: self._message(change))
+            text = operation.encoder.message_for(change, key, self._message)
         if text is None:
             return False
-        return send_now(operation.websocket.send_text(text))
+        return send_now(operation.send({"type": "websocket.send", "text": text}))
 
     def _message(self, change: OrderChange) -> str | None:
         result = self.executor.shared_result(shared_event(change))
@@ -298,9 +299,11 @@ _SORTED = orjson.OPT_SORT_KEYS
 _GONE = (WebSocketDisconnect, RuntimeError, OSError)  # the socket closed under the send
 
 
-def send_now(send: Coroutine[Any, Any, None]) -> Delivery:
+def send_now(send: Awaitable[None]) -> Delivery:
     """Run ``send`` as far as it goes without waiting; if it has to wait (the socket's
     buffer is full), the rest of it runs in a task, which is returned."""
+    if not isinstance(send, Coroutine):  # an ASGI send may return any awaitable
+        return asyncio.ensure_future(send)
     try:
         waiting_on = send.send(None)
     except StopIteration:

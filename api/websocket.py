@@ -36,6 +36,7 @@ from api.services import Services
 from api.ws_limits import identity_key
 
 CONTEXT_KEY = "shopfront.context"
+SEND_KEY = "shopfront.send"  # the connection's ASGI send, for the express lane
 IDLE_CLOSE_CODE = 4408
 
 
@@ -48,7 +49,10 @@ def _socket_operation(
     adapter, view = handler.websocket, handler.view
     if not isinstance(adapter, ASGIWebSocketAdapter) or not isinstance(view, WebSocketGraphQL):
         return None
-    return SocketOperation(adapter.ws, operation_id, message_type, view.payloads, is_live)
+    send = adapter.ws.scope.get(SEND_KEY)
+    if send is None:
+        return None
+    return SocketOperation(send, operation_id, message_type, view.payloads, is_live)
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
@@ -129,6 +133,7 @@ class WebSocketGraphQL(GraphQL[Context, None]):
         if scope["type"] != "websocket":
             await super().__call__(scope, receive, send)
             return
+        scope[SEND_KEY] = send
         watchdog = asyncio.create_task(self._close_when_idle(scope, send))
         try:
             await super().__call__(scope, receive, send)
