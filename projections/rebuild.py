@@ -12,29 +12,45 @@ any point leaves the live tables as they were; the next rebuild drops the leftov
 The order screens hold their rows in memory and write them in key order, in transactions
 of ``CHUNK`` rows, before the swap (``rebuild_buffer.py``); what the catch-up adds is
 written inside the swap's transaction.
+
+A large log is replayed by two processes at once (the machine's second core): a helper
+process builds the ``HELPED`` projectors' shadows (the order detail screen, about half of
+the work: it folds every order and writes the largest tables) from the log up to the
+head position read at the start, while this process builds the others up to the same
+position. The helper's parked events join this rebuild's before the swap; the catch-up
+and the swap are this process's, as without a helper. The helper runs the same code on
+the same shadows (SQLite takes their writes one transaction at a time), and it is only
+used for projectors of the registry, which it can build by name.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import multiprocessing
+import os
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
 from domain.events import Event
+from projections import rebuild_buffer
 from projections.base import Projector, StoredEvent
 from projections.dead_letters import apply_or_park
-from projections.event_source import read_events
+from projections.event_source import head_position, read_events
 from projections.order_doc import OrderDocProjector, shared_folds
 from projections.read_tables import projection_checkpoints as checkpoints
 from projections.rebuild_buffer import BufferedOrderDocs
-from projections.staging import DEFERRED, Staging, staging
+from projections.staging import DEFERRED, Staging, attached, staging
 
 BATCH = 5000  # events read (and folded by the order screens) at a time
 DISK_BATCH = 50_000  # events applied at a time by the projectors that write as they go
 CHUNK = 20_000  # rows per write transaction when held rows are written outside the swap
+HELPED = frozenset({"order_detail"})  # built by a helper process when the log is large
+HELPER_MIN_EVENTS = 50_000  # below this, starting a process costs more than it saves
 
 
 def _batches(log: Engine, after: int, until: int | None) -> Iterator[list[StoredEvent[Event]]]:
@@ -121,16 +137,30 @@ def _shadowed(stage: Staging, projectors: Mapping[str, Projector]) -> dict[str, 
     }
 
 
-def rebuild(log: Engine, live: Engine, projectors: Mapping[str, Projector]) -> int:
+def rebuild(
+    log: Engine,
+    live: Engine,
+    projectors: Mapping[str, Projector],
+    *,
+    helper_min_events: int | None = None,
+) -> int:
     """Rebuild ``projectors`` from position 0 in one pass over the log and swap them all in
-    at once; return their new checkpoint (the same for all)."""
+    at once; return their new checkpoint (the same for all). With a log of at least
+    ``helper_min_events`` events (default ``HELPER_MIN_EVENTS``) and a second CPU, the
+    ``HELPED`` projectors are built by a helper process meanwhile."""
     tables = [table for projector in projectors.values() for table in projector.tables]
     names = list(projectors)
+    with log.connect() as log_conn:
+        until = head_position(log_conn)
+    helped = _helped(projectors, until, helper_min_events)
     with staging(live, tables) as stage:
         shadowed = _shadowed(stage, projectors)
         conn = stage.conn
-        built = _replay(log, conn, shadowed, 0, None, commit_each=True)
-        _flush(conn, shadowed, CHUNK, full_only=False)  # most rows written before the swap
+        if helped:
+            built = _replay_with_helper(log, live, stage, shadowed, helped, until)
+        else:
+            built = _replay(log, conn, shadowed, 0, None, commit_each=True)
+            _flush(conn, shadowed, CHUNK, full_only=False)  # most rows written before the swap
         with conn.begin():  # BEGIN IMMEDIATE: the live runner waits from here on
             live_position = conn.scalar(
                 sa.select(sa.func.max(checkpoints.c.position)).where(checkpoints.c.name.in_(names))
@@ -146,3 +176,74 @@ def rebuild(log: Engine, live: Engine, projectors: Mapping[str, Projector]) -> i
                 .values(position=target, generation=checkpoints.c.generation + 1)
             )
     return target
+
+
+def _helped(projectors: Mapping[str, Projector], events: int, minimum: int | None) -> list[str]:
+    """The projectors a helper process should build: registry projectors (it builds them
+    by name) of ``HELPED``, if the log is large enough and there is a CPU to spare, and if
+    some projector is left for this process."""
+    from projections.registry import PROJECTORS
+
+    if events < (HELPER_MIN_EVENTS if minimum is None else minimum) or (os.cpu_count() or 1) < 2:
+        return []
+    helped = [n for n in projectors if n in HELPED and projectors[n] is PROJECTORS.get(n)]
+    return helped if len(helped) < len(projectors) else []
+
+
+def _replay_with_helper(
+    log: Engine,
+    live: Engine,
+    stage: Staging,
+    shadowed: Mapping[str, Projector],
+    helped: list[str],
+    until: int,
+) -> int:
+    """Replay up to ``until``: ``helped`` in a helper process, the others here, at the same
+    time; returns the position reached (the same for both)."""
+    sizes = {"BATCH": BATCH, "DISK_BATCH": DISK_BATCH, "CHUNK": CHUNK}
+    sizes["LIMIT"] = rebuild_buffer.LIMIT
+    urls = (_url(log), _url(live))
+    spawn = multiprocessing.get_context("spawn")  # never fork a process with threads
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=spawn) as pool:
+        helper = pool.submit(build_part, *urls, helped, until, sizes)
+        mine = {n: p for n, p in shadowed.items() if n not in helped}
+        built = _replay(log, stage.conn, mine, 0, until, commit_each=True)
+        _flush(stage.conn, mine, CHUNK, full_only=False)
+        helped_built, parked = helper.result()
+    if helped_built != built:
+        raise RuntimeError(f"rebuild helper reached {helped_built}, this process {built}")
+    stage.park(parked)
+    for name in helped:
+        projector = shadowed[name]
+        assert isinstance(projector, BufferedOrderDocs)
+        projector.held.all_written = True  # the catch-up reads their rows from disk
+    return built
+
+
+def _url(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=False)
+
+
+def build_part(
+    log_url: str, live_url: str, names: list[str], until: int, sizes: dict[str, int]
+) -> tuple[int, list[dict[str, Any]]]:
+    """In a rebuild's helper process: replay ``names`` (registry projectors) up to
+    ``until`` into the shadows the rebuild created and write all their rows; returns the
+    position reached and the events parked."""
+    from projections.registry import PROJECTORS
+
+    global BATCH, DISK_BATCH, CHUNK
+    BATCH, DISK_BATCH, CHUNK = sizes["BATCH"], sizes["DISK_BATCH"], sizes["CHUNK"]
+    rebuild_buffer.LIMIT = sizes["LIMIT"]
+    log, live = sa.create_engine(log_url), sa.create_engine(live_url)
+    try:
+        projectors = {name: PROJECTORS[name] for name in names}
+        tables = [table for projector in projectors.values() for table in projector.tables]
+        with attached(live, tables) as stage:
+            shadowed = _shadowed(stage, projectors)
+            built = _replay(log, stage.conn, shadowed, 0, until, commit_each=True)
+            _flush(stage.conn, shadowed, CHUNK, full_only=False)
+            return built, stage.parked()
+    finally:
+        log.dispose()
+        live.dispose()

@@ -33,6 +33,9 @@ class _Held:
     rows: dict[str, Row | None] = dataclasses.field(default_factory=dict)  # None: no row
     changes: list[Row] = dataclasses.field(default_factory=list)
     written: set[str] = dataclasses.field(default_factory=set)  # orders with a row on disk
+    # Rows were written by someone else (a rebuild's helper process): any order may have
+    # one on disk.
+    all_written: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +56,8 @@ class BufferedOrderDocs(OrderDocProjector):
                 missing.append(order_id)
             elif (row := held[order_id]) is not None:
                 docs[order_id] = row[self._doc_at]
-        found = super().load_docs(conn, missing) if missing and self.held.written else {}
+        on_disk = self.held.written or self.held.all_written
+        found = super().load_docs(conn, missing) if missing and on_disk else {}
         return {**docs, **found}
 
     def store(
@@ -83,7 +87,7 @@ class BufferedOrderDocs(OrderDocProjector):
         else in the caller's) and forget them; the table's documents are read back when
         a later event needs them."""
         held = self.held
-        gone = sorted(set(held.rows) & held.written)
+        gone = sorted(set(held.rows) if held.all_written else set(held.rows) & held.written)
         rows = sorted((row for row in held.rows.values() if row is not None), key=itemgetter(0))
         changes = sorted(held.changes, key=itemgetter(0, 1))  # (order_id, version)
         table, names = self.table.name, list(self._columns)

@@ -94,6 +94,16 @@ class Staging:
             raise TypeError(f"cannot rebuild {projector.name}: tables not given as fields")
         return copy
 
+    def parked(self) -> list[dict[str, Any]]:
+        """The events this connection's rebuild parked so far (its TEMP dead letters)."""
+        return [dict(row._mapping) for row in self.conn.execute(sa.select(_temp_dead))]
+
+    def park(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Add events parked elsewhere (by a helper process) to this rebuild's."""
+        if rows:
+            with self.conn.begin():
+                self.conn.execute(sa.insert(_temp_dead), list(rows))
+
     def swap(self, tables: Iterable[sa.Table], names: Sequence[str]) -> None:
         """In the caller's transaction: the shadows become the live tables (secondary
         indexes built under their own names), and the parked events of ``names`` become
@@ -115,6 +125,26 @@ _main_dead = dead.to_metadata(sa.MetaData(), schema="main")
 _temp_dead = dead.to_metadata(sa.MetaData(), schema="temp")  # created without its index
 
 
+def _shadows(tables: Sequence[sa.Table]) -> dict[str, sa.Table]:
+    metadata = sa.MetaData()
+    return {table.name: _shadow_of(table, metadata) for table in tables}
+
+
+@contextlib.contextmanager
+def attached(live: Engine, tables: Sequence[sa.Table]) -> Iterator[Staging]:
+    """The shadows of ``tables`` that another connection's ``staging`` created (for a
+    rebuild's helper process), on a private connection with its own TEMP dead letters.
+    Nothing is created in or dropped from the live database."""
+    engine = _private_engine(live)
+    try:
+        with engine.connect() as conn:
+            with conn.begin():
+                conn.execute(sa.schema.CreateTable(_temp_dead))
+            yield Staging(conn, _shadows(tables))
+    finally:
+        engine.dispose()
+
+
 @contextlib.contextmanager
 def staging(live: Engine, tables: Sequence[sa.Table]) -> Iterator[Staging]:
     """Empty shadows of ``tables`` in the live database (leftovers dropped first), without
@@ -122,8 +152,7 @@ def staging(live: Engine, tables: Sequence[sa.Table]) -> Iterator[Staging]:
     Whatever is not swapped in is dropped on the way out."""
     if live.dialect.name != "sqlite":
         raise NotImplementedError("Shadow rebuilds are implemented for SQLite read databases")
-    metadata = sa.MetaData()
-    shadows = {table.name: _shadow_of(table, metadata) for table in tables}
+    shadows = _shadows(tables)
     engine = _private_engine(live)
     try:
         with engine.connect() as conn:

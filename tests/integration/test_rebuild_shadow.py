@@ -5,7 +5,7 @@ renaming; the order screens' rows held in memory and written in key order.
 Cut into tiny pieces here (batches of 13 events, 29 for the projectors that write as
 they go, rows written every 40 held, in transactions of 7), with poison events in the
 log, a rebuild still equals a from-scratch projection, parks the same events, leaves no
-shadow table behind, and the schema is the one the metadata declares (leftovers of a
+shadow table behind (alone, and with a helper process building part of it), and the schema is the one the metadata declares (leftovers of a
 crashed rebuild included).
 """
 
@@ -77,8 +77,11 @@ def _append_poison(write_db: Path, engine: Engine) -> None:
     )
 
 
-@pytest.fixture
-def tiny_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(params=["alone", "with a helper process"])
+def tiny_pieces(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tiny pieces, the rebuild alone or with its helper process building the order detail
+    screen beside it (which it does for large logs only)."""
+    monkeypatch.setattr(rebuild, "HELPER_MIN_EVENTS", 10**9 if request.param == "alone" else 0)
     monkeypatch.setattr(rebuild, "BATCH", 13)
     monkeypatch.setattr(rebuild, "DISK_BATCH", 29)
     monkeypatch.setattr(rebuild, "CHUNK", 7)
