@@ -55,6 +55,7 @@ class Services:
             poll_interval=settings.projection_poll_interval,
             publish=broker.publish,
             crash_before_commit=settings.test_crash_before_commit,
+            rebuild_helper_min_events=settings.rebuild_helper_min_events,
         )
         bus = CommandBus(write_engine, on_commit=runner.notify)
         return cls(

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     # Fallback poll of the event log, for events written by other processes.
     projection_poll_interval: float = Field(default=0.5, gt=0)
     projection_batch_size: int = Field(default=500, ge=1)
+    # A rebuild of a log this long or longer is shared with a helper process (a second CPU).
+    rebuild_helper_min_events: int = Field(default=50_000, ge=0)
     # Browser origins allowed to open a WebSocket (same-origin is always allowed).
     allowed_origins: list[str] = Field(default_factory=list)
     # Browser origins allowed to call over HTTP (CORS); empty: same-origin only.

@@ -1,4 +1,6 @@
-"""The projectors, by name, in the order the runner applies them."""
+"""The projectors, by name, in the order the runner applies them: the order detail
+screen first, since its commit is what live subscriptions are sent (the others follow
+within the same step)."""
 
 from __future__ import annotations
 
@@ -15,9 +17,9 @@ from projections.base import Projector
 PROJECTORS: dict[str, Projector] = {
     p.name: p
     for p in (
+        order_detail.projector,
         catalog.projector,
         order_history.projector,
-        order_detail.projector,
         customer_profile.projector,
         sales_dashboard.projector,
         fulfillment_queue.projector,

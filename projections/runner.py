@@ -90,8 +90,10 @@ class ProjectionRunner:
         poll_interval: float = 0.5,
         publish: Publish | None = None,
         crash_before_commit: str | None = None,
+        rebuild_helper_min_events: int | None = None,
     ) -> None:
         self.log_engine = log_engine
+        self.rebuild_helper_min_events = rebuild_helper_min_events
         self.read_engine = read_engine
         self.projectors = projectors
         self.batch_size = batch_size
@@ -409,7 +411,11 @@ class ProjectionRunner:
         chosen = {name: self.projectors[name] for name in (names or self.projectors)}
         self._recent.clear()
         position = await self._in_thread(
-            rebuild_projection, self.log_engine, self.read_engine, chosen
+            rebuild_projection,
+            self.log_engine,
+            self.read_engine,
+            chosen,
+            helper_min_events=self.rebuild_helper_min_events,
         )
         for name in chosen:
             self.positions[name] = position

@@ -5,8 +5,8 @@ renaming; the order screens' rows held in memory and written in key order.
 Cut into tiny pieces here (batches of 13 events, 29 for the projectors that write as
 they go, rows written every 40 held, in transactions of 7), with poison events in the
 log, a rebuild still equals a from-scratch projection, parks the same events, leaves no
-shadow table behind (alone, and with a helper process building part of it), and the schema is the one the metadata declares (leftovers of a
-crashed rebuild included).
+shadow table behind, and the schema is the one the metadata declares (leftovers of a
+crashed rebuild included); alone, and with a helper process building part of it.
 """
 
 from __future__ import annotations
