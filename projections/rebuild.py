@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import logging
 import multiprocessing
 import os
-from collections.abc import Iterator, Mapping
+import signal
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -46,11 +48,16 @@ from projections.read_tables import projection_checkpoints as checkpoints
 from projections.rebuild_buffer import BufferedOrderDocs
 from projections.staging import DEFERRED, Staging, attached, staging
 
+logger = logging.getLogger("shopfront.rebuild")
+
 BATCH = 5000  # events read (and folded by the order screens) at a time
 DISK_BATCH = 50_000  # events applied at a time by the projectors that write as they go
 CHUNK = 20_000  # rows per write transaction when held rows are written outside the swap
 HELPED = frozenset({"order_detail"})  # built by a helper process when the log is large
 HELPER_MIN_EVENTS = 50_000  # below this, starting a process costs more than it saves
+# Test-only fault injection: the helper process kills itself (SIGKILL) after reading this
+# many batches. Never set it in production.
+HELPER_CRASH_AFTER_BATCHES: int | None = None
 
 
 def _batches(log: Engine, after: int, until: int | None) -> Iterator[list[StoredEvent[Event]]]:
@@ -202,7 +209,10 @@ def _replay_with_helper(
     time; returns the position reached (the same for both)."""
     sizes = {"BATCH": BATCH, "DISK_BATCH": DISK_BATCH, "CHUNK": CHUNK}
     sizes["LIMIT"] = rebuild_buffer.LIMIT
+    if HELPER_CRASH_AFTER_BATCHES is not None:
+        sizes["CRASH_AFTER_BATCHES"] = HELPER_CRASH_AFTER_BATCHES
     urls = (_url(log), _url(live))
+    logger.info("rebuild: %s built by a helper process", ", ".join(helped))
     spawn = multiprocessing.get_context("spawn")  # never fork a process with threads
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=spawn) as pool:
         helper = pool.submit(build_part, *urls, helped, until, sizes)
@@ -220,6 +230,16 @@ def _replay_with_helper(
     return built
 
 
+def _crashing(batches: Callable[..., Iterator[Any]], after: int) -> Callable[..., Iterator[Any]]:
+    def read(*args: Any) -> Iterator[Any]:
+        for count, batch in enumerate(batches(*args)):
+            if count == after:
+                os.kill(os.getpid(), signal.SIGKILL)
+            yield batch
+
+    return read
+
+
 def _url(engine: Engine) -> str:
     return engine.url.render_as_string(hide_password=False)
 
@@ -232,9 +252,11 @@ def build_part(
     position reached and the events parked."""
     from projections.registry import PROJECTORS
 
-    global BATCH, DISK_BATCH, CHUNK
+    global BATCH, DISK_BATCH, CHUNK, _batches
     BATCH, DISK_BATCH, CHUNK = sizes["BATCH"], sizes["DISK_BATCH"], sizes["CHUNK"]
     rebuild_buffer.LIMIT = sizes["LIMIT"]
+    if "CRASH_AFTER_BATCHES" in sizes:  # this process is the helper's own: patch freely
+        _batches = _crashing(_batches, sizes["CRASH_AFTER_BATCHES"])
     log, live = sa.create_engine(log_url), sa.create_engine(live_url)
     try:
         projectors = {name: PROJECTORS[name] for name in names}

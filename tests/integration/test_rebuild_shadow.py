@@ -6,7 +6,9 @@ Cut into tiny pieces here (batches of 13 events, 29 for the projectors that writ
 they go, rows written every 40 held, in transactions of 7), with poison events in the
 log, a rebuild still equals a from-scratch projection, parks the same events, leaves no
 shadow table behind, and the schema is the one the metadata declares (leftovers of a
-crashed rebuild included); alone, and with a helper process building part of it.
+crashed rebuild included); alone, and with a helper process building part of it. A
+helper process killed (SIGKILL) mid-replay fails the rebuild and leaves the live tables
+and checkpoints as they were.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
@@ -78,10 +81,12 @@ def _append_poison(write_db: Path, engine: Engine) -> None:
 
 
 @pytest.fixture(params=["alone", "with a helper process"])
-def tiny_pieces(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+def tiny_pieces(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, services: Services
+) -> None:
     """Tiny pieces, the rebuild alone or with its helper process building the order detail
     screen beside it (which it does for large logs only)."""
-    monkeypatch.setattr(rebuild, "HELPER_MIN_EVENTS", 10**9 if request.param == "alone" else 0)
+    services.runner.rebuild_helper_min_events = 10**9 if request.param == "alone" else 0
     monkeypatch.setattr(rebuild, "BATCH", 13)
     monkeypatch.setattr(rebuild, "DISK_BATCH", 29)
     monkeypatch.setattr(rebuild, "CHUNK", 7)
@@ -135,3 +140,30 @@ async def test_leftovers_of_a_crashed_rebuild_are_dropped_by_the_next(
     assert _schema_differences(engine) == []
     assert_snapshots_equal(snapshot(engine), before)
     assert checkpoints(engine)["order_history"] == head
+
+
+async def test_a_helper_process_killed_mid_replay_leaves_the_live_tables_as_they_were(
+    services: Services, template_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await run_shopper(services.bus, ShopModel(), random.Random(24), 150)
+    head = await services.runner.head_position()
+    assert await services.runner.wait_for(head, 20)
+    await services.runner.stop()
+    engine = services.projector_engine
+    before, positions = snapshot(engine), checkpoints(engine)
+    services.runner.rebuild_helper_min_events = 0
+    monkeypatch.setattr(rebuild, "BATCH", 13)
+    monkeypatch.setattr(rebuild, "HELPER_CRASH_AFTER_BATCHES", 3)  # SIGKILL, mid-replay
+
+    with pytest.raises(BrokenProcessPool):
+        await services.runner.rebuild()
+
+    assert_snapshots_equal(snapshot(engine), before)
+    assert checkpoints(engine) == positions
+    assert not {t for t in _tables(engine) if t.startswith("shadow_")}
+    # The next rebuild (its helper unharmed) is whole again.
+    monkeypatch.setattr(rebuild, "HELPER_CRASH_AFTER_BATCHES", None)
+    await services.runner.rebuild()
+    replayed = await rebuild_snapshot(template_dir, tmp_path / "replay", services.log_engine)
+    assert_snapshots_equal(snapshot(engine), replayed)
+    assert checkpoints(engine) == dict.fromkeys(PROJECTORS, head)
