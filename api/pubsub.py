@@ -51,6 +51,11 @@ class Subscription:
         self._in_flight: asyncio.Future[None] | None = None
 
     def offer(self, change: OrderChange) -> None:
+        in_flight = self._in_flight
+        if in_flight is not None and in_flight.done() and self.queue.empty():
+            self._in_flight = None  # it reached the socket: nothing to wait for any more
+            if not in_flight.cancelled():
+                in_flight.exception()  # retrieved; a closed socket ends the stream anyway
         if (
             self.express is not None
             and self._waiting

@@ -25,7 +25,6 @@ used for projectors of the registry, which it can build by name.
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import logging
 import multiprocessing
@@ -214,12 +213,31 @@ def _replay_with_helper(
     urls = (_url(log), _url(live))
     logger.info("rebuild: %s built by a helper process", ", ".join(helped))
     spawn = multiprocessing.get_context("spawn")  # never fork a process with threads
-    with concurrent.futures.ProcessPoolExecutor(1, mp_context=spawn) as pool:
-        helper = pool.submit(build_part, *urls, helped, until, sizes)
+    results, results_end = spawn.Pipe(duplex=False)
+    helper = spawn.Process(
+        target=_helper_main, args=(results_end, *urls, helped, until, sizes), daemon=True
+    )
+    helper.start()
+    results_end.close()  # the helper's end: reading ours fails once the helper is gone
+    try:
         mine = {n: p for n, p in shadowed.items() if n not in helped}
         built = _replay(log, stage.conn, mine, 0, until, commit_each=True)
         _flush(stage.conn, mine, CHUNK, full_only=False)
-        helped_built, parked = helper.result()
+        try:
+            outcome, value = results.recv()
+        except EOFError:
+            helper.join(5)
+            raise RuntimeError(
+                f"rebuild helper process died (exit code {helper.exitcode})"
+            ) from None
+        if outcome != "ok":
+            raise RuntimeError(f"rebuild helper process failed: {value}")
+        helped_built, parked = value
+    finally:  # this process failed, or the helper: stop it before the shadows are dropped
+        if helper.is_alive():
+            helper.terminate()
+        helper.join()
+        results.close()
     if helped_built != built:
         raise RuntimeError(f"rebuild helper reached {helped_built}, this process {built}")
     stage.park(parked)
@@ -242,6 +260,16 @@ def _crashing(batches: Callable[..., Iterator[Any]], after: int) -> Callable[...
 
 def _url(engine: Engine) -> str:
     return engine.url.render_as_string(hide_password=False)
+
+
+def _helper_main(results: Any, *args: Any) -> None:
+    """The helper process: ``build_part(*args)``, its outcome sent through ``results``."""
+    try:
+        outcome: tuple[str, Any] = ("ok", build_part(*args))
+    except Exception as error:  # reported by the rebuild, which then fails
+        outcome = ("error", f"{type(error).__name__}: {error}")
+    results.send(outcome)
+    results.close()
 
 
 def build_part(

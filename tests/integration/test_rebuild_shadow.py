@@ -14,9 +14,9 @@ and checkpoints as they were.
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import random
 import uuid
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
@@ -155,7 +155,7 @@ async def test_a_helper_process_killed_mid_replay_leaves_the_live_tables_as_they
     monkeypatch.setattr(rebuild, "BATCH", 13)
     monkeypatch.setattr(rebuild, "HELPER_CRASH_AFTER_BATCHES", 3)  # SIGKILL, mid-replay
 
-    with pytest.raises(BrokenProcessPool):
+    with pytest.raises(RuntimeError, match="helper process died"):
         await services.runner.rebuild()
 
     assert_snapshots_equal(snapshot(engine), before)
@@ -167,3 +167,28 @@ async def test_a_helper_process_killed_mid_replay_leaves_the_live_tables_as_they
     replayed = await rebuild_snapshot(template_dir, tmp_path / "replay", services.log_engine)
     assert_snapshots_equal(snapshot(engine), replayed)
     assert checkpoints(engine) == dict.fromkeys(PROJECTORS, head)
+
+
+async def test_a_rebuild_failing_in_its_own_process_stops_its_helper(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await run_shopper(services.bus, ShopModel(), random.Random(25), 80)
+    head = await services.runner.head_position()
+    assert await services.runner.wait_for(head, 20)
+    await services.runner.stop()
+    engine = services.projector_engine
+    before, positions = snapshot(engine), checkpoints(engine)
+    services.runner.rebuild_helper_min_events = 0
+    writes = rebuild._flush
+
+    def failing(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")  # this process fails while its helper still works
+
+    monkeypatch.setattr(rebuild, "_flush", failing)
+    with pytest.raises(OSError, match="disk full"):
+        await services.runner.rebuild()
+    assert multiprocessing.active_children() == []  # the helper was stopped, not left
+    assert_snapshots_equal(snapshot(engine), before)
+    assert checkpoints(engine) == positions
+    assert not {t for t in _tables(engine) if t.startswith("shadow_")}
+    monkeypatch.setattr(rebuild, "_flush", writes)
