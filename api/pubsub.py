@@ -88,9 +88,6 @@ class Subscription:
         with contextlib.suppress(asyncio.QueueFull):
             self.queue.put_nowait(None)
 
-    def __aiter__(self) -> AsyncIterator[OrderChange]:
-        return self.changes()
-
     async def changes(self, after: int | None = None) -> AsyncIterator[OrderChange]:
         """The changes offered from now on, in order; with ``after``, only those of a
         higher version (the ones a snapshot or replay has not covered)."""

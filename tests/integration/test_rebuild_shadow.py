@@ -31,6 +31,7 @@ from projections import rebuild, rebuild_buffer
 from projections.registry import PROJECTORS
 from tests.integration.integration_support import (
     ShopModel,
+    Snapshot,
     assert_snapshots_equal,
     checkpoints,
     rebuild_snapshot,
@@ -80,6 +81,24 @@ def _append_poison(write_db: Path, engine: Engine) -> None:
     )
 
 
+async def _caught_up_and_stopped(services: Services) -> int:
+    """Wait until the live projections reach the log's head, stop the runner (nothing
+    moves while a test compares), and return the head."""
+    head = await services.runner.head_position()
+    assert await services.runner.wait_for(head, 20)
+    await services.runner.stop()
+    return head
+
+
+def _assert_live_tables_untouched(
+    engine: Engine, before: Snapshot, positions: dict[str, int]
+) -> None:
+    """What a failed rebuild must leave: the live rows and checkpoints, and no shadows."""
+    assert_snapshots_equal(snapshot(engine), before)
+    assert checkpoints(engine) == positions
+    assert not {t for t in _tables(engine) if t.startswith("shadow_")}
+
+
 @pytest.fixture(params=["alone", "with a helper process"])
 def tiny_pieces(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, services: Services
@@ -101,9 +120,7 @@ async def test_rebuild_in_tiny_pieces_equals_a_replay_and_parks_the_same(
     write_db = Path(str(services.write_engine.url.database))
     await asyncio.to_thread(_append_poison, write_db, services.write_engine)
     await run_shopper(services.bus, ShopModel(), random.Random(22), 50)  # events after it
-    head = await services.runner.head_position()
-    assert await services.runner.wait_for(head, 20)
-    await services.runner.stop()
+    head = await _caught_up_and_stopped(services)
     live_parked = _dead_letters(services.projector_engine)
     # Each projector parks the unreadable stream's two events; the order screens (not
     # the fulfillment queue, which skips orders it has no row for) the unknown order's.
@@ -124,9 +141,7 @@ async def test_leftovers_of_a_crashed_rebuild_are_dropped_by_the_next(
     services: Services, template_dir: Path, tmp_path: Path
 ) -> None:
     await run_shopper(services.bus, ShopModel(), random.Random(23), 120)
-    head = await services.runner.head_position()
-    assert await services.runner.wait_for(head, 20)
-    await services.runner.stop()
+    head = await _caught_up_and_stopped(services)
     engine = services.projector_engine
     with engine.begin() as conn:  # what a rebuild killed mid-replay leaves
         conn.exec_driver_sql("CREATE TABLE shadow_order_history (order_id TEXT, doc TEXT)")
@@ -146,9 +161,7 @@ async def test_a_helper_process_killed_mid_replay_leaves_the_live_tables_as_they
     services: Services, template_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await run_shopper(services.bus, ShopModel(), random.Random(24), 150)
-    head = await services.runner.head_position()
-    assert await services.runner.wait_for(head, 20)
-    await services.runner.stop()
+    head = await _caught_up_and_stopped(services)
     engine = services.projector_engine
     before, positions = snapshot(engine), checkpoints(engine)
     services.runner.rebuild_helper_min_events = 0
@@ -158,9 +171,7 @@ async def test_a_helper_process_killed_mid_replay_leaves_the_live_tables_as_they
     with pytest.raises(RuntimeError, match="helper process died"):
         await services.runner.rebuild()
 
-    assert_snapshots_equal(snapshot(engine), before)
-    assert checkpoints(engine) == positions
-    assert not {t for t in _tables(engine) if t.startswith("shadow_")}
+    _assert_live_tables_untouched(engine, before, positions)
     # The next rebuild (its helper unharmed) is whole again.
     monkeypatch.setattr(rebuild, "HELPER_CRASH_AFTER_BATCHES", None)
     await services.runner.rebuild()
@@ -173,13 +184,10 @@ async def test_a_rebuild_failing_in_its_own_process_stops_its_helper(
     services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await run_shopper(services.bus, ShopModel(), random.Random(25), 80)
-    head = await services.runner.head_position()
-    assert await services.runner.wait_for(head, 20)
-    await services.runner.stop()
+    await _caught_up_and_stopped(services)
     engine = services.projector_engine
     before, positions = snapshot(engine), checkpoints(engine)
     services.runner.rebuild_helper_min_events = 0
-    writes = rebuild._flush
 
     def failing(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")  # this process fails while its helper still works
@@ -188,7 +196,4 @@ async def test_a_rebuild_failing_in_its_own_process_stops_its_helper(
     with pytest.raises(OSError, match="disk full"):
         await services.runner.rebuild()
     assert multiprocessing.active_children() == []  # the helper was stopped, not left
-    assert_snapshots_equal(snapshot(engine), before)
-    assert checkpoints(engine) == positions
-    assert not {t for t in _tables(engine) if t.startswith("shadow_")}
-    monkeypatch.setattr(rebuild, "_flush", writes)
+    _assert_live_tables_untouched(engine, before, positions)
