@@ -26,6 +26,7 @@ used for projectors of the registry, which it can build by name.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import multiprocessing
 import os
@@ -52,6 +53,10 @@ logger = logging.getLogger("shopfront.rebuild")
 BATCH = 5000  # events read (and folded by the order screens) at a time
 DISK_BATCH = 50_000  # events applied at a time by the projectors that write as they go
 CHUNK = 20_000  # rows per write transaction when held rows are written outside the swap
+# Objects allocated between two young garbage collections while a rebuild runs (Python's
+# default is 700): a rebuild allocates millions that live for one batch, and each young
+# collection also walks the batch still being built; the full collections still run.
+GC_YOUNG_THRESHOLD = 50_000
 HELPED = frozenset({"order_detail"})  # built by a helper process when the log is large
 HELPER_MIN_EVENTS = 50_000  # below this, starting a process costs more than it saves
 # Test-only fault injection: the helper process kills itself (SIGKILL) after reading this
@@ -143,6 +148,20 @@ def _shadowed(stage: Staging, projectors: Mapping[str, Projector]) -> dict[str, 
     }
 
 
+@contextlib.contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Within this block the garbage collector's young generation runs every
+    ``GC_YOUNG_THRESHOLD`` allocations (process-wide: the thresholds are the
+    interpreter's); the thresholds are put back after it. Measured at 294,186 events:
+    25.6-30.8 s with Python's defaults, 20.7-22.4 s with this."""
+    before = gc.get_threshold()
+    gc.set_threshold(max(before[0], GC_YOUNG_THRESHOLD), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
 def rebuild(
     log: Engine,
     live: Engine,
@@ -154,6 +173,16 @@ def rebuild(
     at once; return their new checkpoint (the same for all). With a log of at least
     ``helper_min_events`` events (default ``HELPER_MIN_EVENTS``) and a second CPU, the
     ``HELPED`` projectors are built by a helper process meanwhile."""
+    with fewer_collections():
+        return _rebuild(log, live, projectors, helper_min_events)
+
+
+def _rebuild(
+    log: Engine,
+    live: Engine,
+    projectors: Mapping[str, Projector],
+    helper_min_events: int | None,
+) -> int:
     tables = [table for projector in projectors.values() for table in projector.tables]
     names = list(projectors)
     with log.connect() as log_conn:
@@ -264,6 +293,7 @@ def _url(engine: Engine) -> str:
 
 def _helper_main(results: Any, *args: Any) -> None:
     """The helper process: ``build_part(*args)``, its outcome sent through ``results``."""
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])  # as the rebuild's own
     try:
         outcome: tuple[str, Any] = ("ok", build_part(*args))
     except Exception as error:  # reported by the rebuild, which then fails

@@ -14,6 +14,7 @@ and checkpoints as they were.
 from __future__ import annotations
 
 import asyncio
+import gc
 import multiprocessing
 import random
 import uuid
@@ -197,3 +198,30 @@ async def test_a_rebuild_failing_in_its_own_process_stops_its_helper(
         await services.runner.rebuild()
     assert multiprocessing.active_children() == []  # the helper was stopped, not left
     _assert_live_tables_untouched(engine, before, positions)
+
+
+async def test_a_rebuild_collects_garbage_less_often_and_puts_the_thresholds_back(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await run_shopper(services.bus, ShopModel(), random.Random(26), 40)
+    await _caught_up_and_stopped(services)
+    before = gc.get_threshold()
+    seen: list[tuple[int, ...]] = []
+    fail = False
+    flush = rebuild._flush
+
+    def watching(*args: object, **kwargs: object) -> None:
+        seen.append(gc.get_threshold())
+        if fail:
+            raise OSError("disk full")
+        flush(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rebuild, "_flush", watching)
+    await services.runner.rebuild()
+    assert seen and {t[0] for t in seen} == {rebuild.GC_YOUNG_THRESHOLD}
+    assert gc.get_threshold() == before
+
+    fail = True  # a rebuild that fails puts them back too
+    with pytest.raises(OSError, match="disk full"):
+        await services.runner.rebuild()
+    assert gc.get_threshold() == before
