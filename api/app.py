@@ -29,6 +29,7 @@ from api.seed import DEMO_EMAIL
 from api.services import Services
 from api.settings import Settings
 from api.websocket import WebSocketGraphQL
+from api.ws_frames import KeepServerSend
 
 log = logging.getLogger("shopfront")
 GRAPHIQL_TOKEN_TTL = dt.timedelta(hours=12)
@@ -99,6 +100,7 @@ def build_app(settings: Settings) -> Starlette:
 
 def _middleware(settings: Settings, services: Services, metrics: Metrics) -> list[Middleware]:
     stack = [
+        Middleware(KeepServerSend),  # outermost: sees the server's own send
         Middleware(RequestId),
         Middleware(MetricsMiddleware, metrics=metrics),
         Middleware(SecurityHeaders),

@@ -36,10 +36,12 @@ from graphql.pyutils import AwaitableOrValue
 from starlette.types import Message
 from starlette.websockets import WebSocketDisconnect
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from api.context import Info
 from api.pubsub import Delivery
 from api.types.order import Order, OrderEvent
+from api.ws_frames import text_frame, write_frame
 from projections.base import OrderChange
 
 log = logging.getLogger("shopfront.fanout")
@@ -175,6 +177,8 @@ class PayloadEncoder:
         # The messages made for the change being fanned out, by Express.key.
         self._change: object = None
         self._messages: dict[Hashable, str | None] = {}
+        self._frame_text: str | None = None  # the last message made a frame, and its frame
+        self._frame = b""
 
     def encode(self, message: object) -> str:
         if isinstance(message, dict) and message.get("type") in ("next", "data"):
@@ -189,6 +193,13 @@ class PayloadEncoder:
         made once per ``data`` object."""
         encoded: str = self._payloads.get_or_make(data, lambda: _dumps({"data": data}))
         return f'{{"id":{id_json},"type":"{message_type}","payload":{encoded}}}'
+
+    def frame_of(self, text: str) -> bytes:
+        """``text`` as a WebSocket frame (``api.ws_frames``), made once for the subscribers
+        of a broadcast that share one message (the same ``str`` object)."""
+        if text is not self._frame_text:
+            self._frame_text, self._frame = text, text_frame(text)
+        return self._frame
 
     def message_for(
         self, change: OrderChange, key: Hashable, make: Callable[[OrderChange], str | None]
@@ -221,6 +232,8 @@ class SocketOperation:
     message_type: str  # "next" (graphql-transport-ws) or "data" (graphql-ws)
     encoder: PayloadEncoder
     is_live: Callable[[], bool]  # False once the client stopped it or it ended
+    # The server's protocol object, if its frames can be written directly (api.ws_frames).
+    protocol: WebSocketsSansIOProtocol | None = None
 
 
 socket_operation: contextvars.ContextVar[SocketOperation | None] = contextvars.ContextVar(
@@ -275,6 +288,9 @@ class Express:
             text = operation.encoder.message_for(change, key, self._message)
         if text is None:
             return False
+        protocol = operation.protocol
+        if protocol is not None and write_frame(protocol, operation.encoder.frame_of(text)):
+            return True
         return send_now(operation.send({"type": "websocket.send", "text": text}))
 
     def _message(self, change: OrderChange) -> str | None:

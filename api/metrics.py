@@ -11,6 +11,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api import ws_frames
 from api.services import Services
 
 
@@ -58,6 +59,13 @@ class ProjectionCollector(Collector):
         handed.add_metric(["express"], broker.express_deliveries)
         handed.add_metric(["queued"], broker.queued_deliveries)
         yield handed
+        frames = CounterMetricFamily(
+            "shopfront_websocket_shared_frames",
+            "Express messages written to a WebSocket as a frame made once for every "
+            "subscriber of a broadcast with the same message (not framed per connection)",
+        )
+        frames.add_metric([], ws_frames.counts.written)
+        yield frames
         cache = self.services.response_cache
         lookups = CounterMetricFamily(
             "shopfront_response_cache_lookups",

@@ -33,6 +33,7 @@ from api.auth import InvalidToken
 from api.context import Context
 from api.fanout import PayloadEncoder, SocketOperation, socket_operation
 from api.services import Services
+from api.ws_frames import RAW_SEND_KEY, server_protocol
 from api.ws_limits import identity_key
 
 CONTEXT_KEY = "shopfront.context"
@@ -52,7 +53,8 @@ def _socket_operation(
     send = adapter.ws.scope.get(SEND_KEY)
     if send is None:
         return None
-    return SocketOperation(send, operation_id, message_type, view.payloads, is_live)
+    protocol = server_protocol(adapter.ws.scope.get(RAW_SEND_KEY))
+    return SocketOperation(send, operation_id, message_type, view.payloads, is_live, protocol)
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):

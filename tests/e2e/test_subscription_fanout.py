@@ -2,12 +2,25 @@
 broadcast gets each change once and in order, whatever its protocol, document or
 variables; subscriptions with the same document get the same message; a stopped one gets
 nothing more while the others go on. Live changes take the express lane (sent from the
-broker's publish, api/pubsub.py), which /metrics counts."""
+broker's publish, api/pubsub.py), which /metrics counts; without compression their
+frames are made once per broadcast (api/ws_frames.py), with it per connection."""
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import re
+from pathlib import Path
+
+from api.auth import make_token
+from tests.conftest import (
+    TEST_SECRET,
+    _env_for,
+    free_port,
+    fresh_settings,
+    start_server,
+    stop_server,
+)
 
 from .client import (
     MY_ORDERS,
@@ -15,6 +28,7 @@ from .client import (
     Api,
     Json,
     LiveAppLike,
+    api_client,
     follow_my_orders,
     legacy_ws,
     transport_ws,
@@ -34,6 +48,13 @@ async def handed(api: Api) -> dict[str, float]:
             r'^shopfront_subscription_changes_total\{lane="(\w+)"\} (\S+)$', text, re.M
         )
     }
+
+
+async def shared_frames(api: Api) -> float:
+    text = (await api.request("GET", "/metrics")).text
+    found = re.search(r"^shopfront_websocket_shared_frames_total (\S+)$", text, re.M)
+    assert found, "no shopfront_websocket_shared_frames_total in /metrics"
+    return float(found.group(1))
 
 
 async def test_a_broadcast_reaches_every_subscription_once_and_in_order(
@@ -67,7 +88,7 @@ async def test_a_broadcast_reaches_every_subscription_once_and_in_order(
             subscriptions.append((legacy, mine, "myOrders", "full"))
             subscriptions.append((legacy, status, "orderStatus", "full"))
 
-        before = await handed(api)
+        before, frames_before = await handed(api), await shared_frames(api)
         assert (await api.pay(token, order_id))["order"]["status"] == "PAID"
         assert (await api.ship(staff, order_id, tracking="FAN-1"))["order"]["version"] == 3
         second = await api.place_order(token, [(product["sku"], 1)])
@@ -101,6 +122,8 @@ async def test_a_broadcast_reaches_every_subscription_once_and_in_order(
         assert lanes["express"] + lanes["queued"] >= deliveries
         # ...and subscribers waiting at human pace take the express lane.
         assert lanes["express"] >= deliveries / 2, lanes
+        # Without compression, express messages are frames made once per broadcast.
+        assert await shared_frames(api) - frames_before >= deliveries / 2, lanes
 
         # A stopped subscription gets nothing more; the others on its connection go on.
         ws = transports[0]
@@ -116,3 +139,31 @@ async def test_a_broadcast_reaches_every_subscription_once_and_in_order(
         assert (event["event"], event["version"]) == ("OrderDelivered", 4)
         await ws.expect_nothing_for(small_op, 0.5)
         await legacies[0].expect_nothing_for(subscriptions[-2][1], 0.1)
+
+
+async def test_with_compression_each_connection_frames_its_own_messages(
+    template_dir: Path, tmp_path: Path
+) -> None:
+    """permessage-deflate negotiated (the client offers it, as browsers do): a shared frame
+    would be wrong for this connection, so its messages go through the server's own send,
+    compressed, and arrive whole."""
+    env = _env_for(fresh_settings(template_dir, tmp_path / "db"))
+    env["SHOPFRONT_WEBSOCKET_COMPRESSION"] = "true"
+    port = free_port()
+    process = start_server(env, port, tmp_path / "server.log")
+    try:
+        staff = make_token(TEST_SECRET, "staff-test", "staff", dt.timedelta(hours=1))
+        async with api_client(f"http://127.0.0.1:{port}") as api:
+            token, _, order = await _new_customer_with_order(api, staff)
+            async with transport_ws(f"ws://127.0.0.1:{port}/graphql", token) as ws:
+                assert ws.ws.protocol.extensions, "permessage-deflate was not negotiated"
+                mine = await follow_my_orders(ws, order["id"])
+                before, frames_before = await handed(api), await shared_frames(api)
+                assert (await api.pay(token, order["id"]))["order"]["status"] == "PAID"
+                event = (await ws.next_data(mine))["myOrders"]
+                assert (event["event"], event["version"]) == ("OrderPaid", 2)
+                assert (event["order"]["id"], event["order"]["status"]) == (order["id"], "PAID")
+                assert (await handed(api))["express"] > before.get("express", 0.0)
+                assert await shared_frames(api) == frames_before
+    finally:
+        stop_server(process)
