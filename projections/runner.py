@@ -22,6 +22,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import Engine
+from sqlalchemy.engine import Connection
 
 from domain.events import Event
 from projections import dead_letters
@@ -121,6 +122,8 @@ class ProjectionRunner:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="shopfront-projector")
         # order id -> its latest change committed by this runner (see ``committed_order``).
         self._recent: dict[str, OrderChange] = {}
+        # When the steps next read the generations (monotonic time): once per poll.
+        self._generations_due = 0.0
 
     async def _in_thread(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         loop = asyncio.get_running_loop()
@@ -160,6 +163,7 @@ class ProjectionRunner:
         return dead_letters.count_parked(self.read_engine, self.projectors)
 
     def _read_generations(self) -> dict[str, int]:
+        self._generations_due = time.monotonic() + self.poll_interval
         with self.read_engine.connect() as conn:
             rows = conn.execute(sa.select(checkpoints.c.name, checkpoints.c.generation))
             return {row[0]: int(row[1]) for row in rows}
@@ -296,8 +300,10 @@ class ProjectionRunner:
         publish_soon: Callable[[Sequence[OrderChange]], None] | None = None,
     ) -> StepOutcome:
         outcome = StepOutcome(positions={}, errors={}, changes=[])
-        # Noticed within one poll: a rebuild or retry run by another process.
-        outcome.generations = self._read_generations()
+        # Noticed within one poll: a rebuild or retry run by another process (read once
+        # per poll interval, not in every step of a busy runner).
+        if time.monotonic() >= self._generations_due:
+            outcome.generations = self._read_generations()
         # One batch per distinct position: a projector stuck on a failing event must not
         # hold the others to its own window of the log.
         with self.log_engine.connect() as conn:
@@ -324,45 +330,54 @@ class ProjectionRunner:
         recount: bool,
         publish_soon: Callable[[Sequence[OrderChange]], None] | None,
     ) -> bool:
-        """Each projector applies its batch in its own transaction; returns whether the
-        parked events need counting again."""
-        for name, projector in self.projectors.items():
-            position = positions[name]
-            todo = batches[position]
-            if not todo:
-                continue
-            try:
-                with self.read_engine.begin() as conn:
-                    # Claim the batch first: if another runner moved the checkpoint, stop
-                    # before applying (and tripping over) rows it has written already.
-                    moved = conn.execute(
-                        _CLAIM,
-                        {
-                            "k_name": name,
-                            "k_position": position,
-                            "new_position": todo[-1].position,
-                            "now": dt.datetime.now(dt.UTC),
-                        },
-                    )
-                    if moved.rowcount != 1:
-                        raise CheckpointMoved(name)
-                    changes, parked = apply_or_park(conn, name, projector, todo)
-                    recount = recount or parked
-                    self._fault_point(name)
-            except CheckpointMoved:
-                outcome.checkpoints_moved = True
-                return recount
-            except Exception as error:  # the database itself failed: retry the batch later
-                outcome.errors[name] = f"{type(error).__name__}: {error}"
-                log.exception("projector %s failed after position %d", name, position)
-                continue
-            outcome.errors[name] = None
-            outcome.positions[name] = todo[-1].position
-            outcome.changes.extend(changes)
-            if changes and publish_soon is not None:
-                publish_soon(changes)
-            outcome.advanced = max(outcome.advanced, len(todo))
-        return recount
+        """Each projector applies its batch in its own transaction (on one connection,
+        while it works); returns whether the parked events need counting again."""
+        conn: Connection | None = None
+        try:
+            for name, projector in self.projectors.items():
+                position = positions[name]
+                todo = batches[position]
+                if not todo:
+                    continue
+                if conn is None:
+                    conn = self.read_engine.connect()
+                try:
+                    with conn.begin():
+                        # Claim the batch first: if another runner moved the checkpoint,
+                        # stop before applying (and tripping over) rows it has written.
+                        moved = conn.execute(
+                            _CLAIM,
+                            {
+                                "k_name": name,
+                                "k_position": position,
+                                "new_position": todo[-1].position,
+                                "now": dt.datetime.now(dt.UTC),
+                            },
+                        )
+                        if moved.rowcount != 1:
+                            raise CheckpointMoved(name)
+                        changes, parked = apply_or_park(conn, name, projector, todo)
+                        recount = recount or parked
+                        self._fault_point(name)
+                except CheckpointMoved:
+                    outcome.checkpoints_moved = True
+                    return recount
+                except Exception as error:  # the database itself failed: retry it later
+                    outcome.errors[name] = f"{type(error).__name__}: {error}"
+                    log.exception("projector %s failed after position %d", name, position)
+                    conn.close()  # not reused: the next projector gets a fresh one
+                    conn = None
+                    continue
+                outcome.errors[name] = None
+                outcome.positions[name] = todo[-1].position
+                outcome.changes.extend(changes)
+                if changes and publish_soon is not None:
+                    publish_soon(changes)
+                outcome.advanced = max(outcome.advanced, len(todo))
+            return recount
+        finally:
+            if conn is not None:
+                conn.close()
 
     async def catch_up(self, timeout: float | None = None) -> None:
         """Run until every projector has reached the head of the log (CLI, tests)."""
