@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -135,6 +136,22 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+@contextlib.contextmanager
+def fresh_server(
+    template: Path, work: Path, **env: str
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """``shopfront serve`` on its own copy of the template databases (``work/db``), with
+    ``env`` on top, on a free loopback port, logging to ``work/server.log``: (port,
+    process), stopped afterwards."""
+    port = free_port()
+    full_env = {**_env_for(fresh_settings(template, work / "db")), **env}
+    process = start_server(full_env, port, work / "server.log")
+    try:
+        yield port, process
+    finally:
+        stop_server(process)
 
 
 @pytest.fixture(scope="session")

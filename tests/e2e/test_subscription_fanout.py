@@ -13,14 +13,7 @@ import re
 from pathlib import Path
 
 from api.auth import make_token
-from tests.conftest import (
-    TEST_SECRET,
-    _env_for,
-    free_port,
-    fresh_settings,
-    start_server,
-    stop_server,
-)
+from tests.conftest import TEST_SECRET, fresh_server
 
 from .client import (
     MY_ORDERS,
@@ -147,11 +140,7 @@ async def test_with_compression_each_connection_frames_its_own_messages(
     """permessage-deflate negotiated (the client offers it, as browsers do): a shared frame
     would be wrong for this connection, so its messages go through the server's own send,
     compressed, and arrive whole."""
-    env = _env_for(fresh_settings(template_dir, tmp_path / "db"))
-    env["SHOPFRONT_WEBSOCKET_COMPRESSION"] = "true"
-    port = free_port()
-    process = start_server(env, port, tmp_path / "server.log")
-    try:
+    with fresh_server(template_dir, tmp_path, SHOPFRONT_WEBSOCKET_COMPRESSION="true") as (port, _):
         staff = make_token(TEST_SECRET, "staff-test", "staff", dt.timedelta(hours=1))
         async with api_client(f"http://127.0.0.1:{port}") as api:
             token, _, order = await _new_customer_with_order(api, staff)
@@ -165,5 +154,3 @@ async def test_with_compression_each_connection_frames_its_own_messages(
                 assert (event["order"]["id"], event["order"]["status"]) == (order["id"], "PAID")
                 assert (await handed(api))["express"] > before.get("express", 0.0)
                 assert await shared_frames(api) == frames_before
-    finally:
-        stop_server(process)

@@ -44,15 +44,7 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.core.result import Err
 
 from api.auth import make_token
-from tests.conftest import (
-    ROOT,
-    TEST_SECRET,
-    _env_for,
-    free_port,
-    fresh_settings,
-    start_server,
-    stop_server,
-)
+from tests.conftest import ROOT, TEST_SECRET, fresh_server
 
 # Per operation and identity: 18 operations x 3 identities x EXAMPLES requests in all.
 EXAMPLES = 25
@@ -204,11 +196,7 @@ def fuzz_server(
 ) -> Iterator[FuzzServer]:
     """``shopfront serve`` on a free loopback port, on its own copy of the databases."""
     work = tmp_path_factory.mktemp("fuzz")
-    env = _env_for(fresh_settings(template_dir, work / "db"))
-    log = work / "server.log"
-    port = free_port()
-    process = start_server(env, port, log)
-    try:
+    with fresh_server(template_dir, work) as (port, process):
         base_url = f"http://127.0.0.1:{port}"
         staff = make_token(TEST_SECRET, "staff-fuzz", "staff", dt.timedelta(hours=1))
         customer, known = _shop(base_url, staff)
@@ -216,11 +204,9 @@ def fuzz_server(
             base_url=base_url,
             tokens={"anonymous": None, "customer": customer, "staff": staff},
             known=known,
-            log=log,
+            log=work / "server.log",
             process=process,
         )
-    finally:
-        stop_server(process)
 
 
 @pytest.fixture(scope="module")
