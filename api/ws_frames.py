@@ -12,9 +12,13 @@ flow control, nothing of its own waiting to be written. In any other state (or w
 another server) it returns False and the caller sends through ASGI as before.
 
 This reads uvicorn's and websockets' protocol objects (their attributes, not a public
-API), at the versions of ``requirements.lock``; ``tests/unit/test_ws_frames.py`` checks
-the bytes and the states against uvicorn's own send, so an upgrade that changes them
-fails there, not in production.
+API), at the versions of ``requirements.lock``. ``tests/unit/test_ws_frames.py`` checks
+that the bytes are what the ``websockets`` protocol writes for the same text, and
+``tests/e2e/test_subscription_fanout.py`` that a running server uses the shared frames on
+plain connections (``/metrics``) and its own send where permessage-deflate was
+negotiated, with every message arriving whole: an upgrade that renames what is read here
+fails those tests (an ``AttributeError`` in the express lane is logged and the change
+queued for the ASGI send instead).
 """
 
 from __future__ import annotations

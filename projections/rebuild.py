@@ -153,7 +153,7 @@ def fewer_collections() -> Iterator[None]:
     """Within this block the garbage collector's young generation runs every
     ``GC_YOUNG_THRESHOLD`` allocations (process-wide: the thresholds are the
     interpreter's); the thresholds are put back after it. Measured at 294,186 events:
-    25.6-30.8 s with Python's defaults, 20.7-22.4 s with this."""
+    25.6-30.8 s with Python's defaults, 20.7-22.6 s with this."""
     before = gc.get_threshold()
     gc.set_threshold(max(before[0], GC_YOUNG_THRESHOLD), *before[1:])
     try:
