@@ -293,9 +293,9 @@ def _url(engine: Engine) -> str:
 
 def _helper_main(results: Any, *args: Any) -> None:
     """The helper process: ``build_part(*args)``, its outcome sent through ``results``."""
-    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])  # as the rebuild's own
     try:
-        outcome: tuple[str, Any] = ("ok", build_part(*args))
+        with fewer_collections():  # as in the rebuild's own process
+            outcome: tuple[str, Any] = ("ok", build_part(*args))
     except Exception as error:  # reported by the rebuild, which then fails
         outcome = ("error", f"{type(error).__name__}: {error}")
     results.send(outcome)
