@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs the system parts the test suite drives for real: headless Chromium, and
-# Node.js + npm for the graphql-http conformance audit.
-# (Redis and PostgreSQL join here when the suite starts using them.)
+# Installs the system parts the test suite drives for real: headless Chromium, Node.js +
+# npm for the graphql-http conformance audit, and the PostgreSQL and Redis servers that
+# the tests start on loopback (tests/servers.py).
 set -euo pipefail
 
 need=()
@@ -9,6 +9,10 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # The GraphQL-over-HTTP conformance audit (tests/conformance) runs on Node.js >= 18.
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+# The server binaries, not a running service: tests/servers.py starts its own clusters.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
