@@ -13,7 +13,7 @@ import asyncio
 import datetime as dt
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -73,11 +73,10 @@ def _waiting_for_lock(engine: Engine, pid: int) -> bool:
         waiting = conn.scalar(
             sa.text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
         )
-    return waiting == "Lock"
+    return bool(waiting == "Lock")
 
 
-async def _until(condition: object, what: str) -> None:
-    assert callable(condition)
+async def _until(condition: Callable[[], bool], what: str) -> None:
     deadline = asyncio.get_running_loop().time() + WAIT
     while not await asyncio.to_thread(condition):
         assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
