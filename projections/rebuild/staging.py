@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
 from projections.base import Projector
-from projections.read_tables import projection_dead_letters as dead
+from projections.tables import projection_dead_letters as dead
 
 PREFIX = "shadow_"
 DEFERRED = "shopfront_rebuild_deferred"  # conn.info key: the next BEGIN takes no write lock
