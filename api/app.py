@@ -17,7 +17,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 
-from api import readers
 from api.graphiql import STATIC_PREFIX, static_app
 from api.http import graphiql_response, graphql_http
 from api.http_request import wants_html
@@ -30,6 +29,7 @@ from api.services import Services
 from api.settings import Settings
 from api.websocket import WebSocketGraphQL
 from api.ws_frames import KeepServerSend
+from projections.screens import customer_profile
 
 log = logging.getLogger("shopfront")
 GRAPHIQL_TOKEN_TTL = dt.timedelta(hours=12)
@@ -124,7 +124,7 @@ def _middleware(settings: Settings, services: Services, metrics: Metrics) -> lis
 
 async def _demo_headers(services: Services) -> str | None:
     """Dev mode: GraphiQL opens with the demo customer's token in the headers editor."""
-    row = await readers.customer_by_email(services.read_engine, DEMO_EMAIL)
+    row = await customer_profile.customer_by_email(services.read_engine, DEMO_EMAIL)
     if row is None:
         return None
     token = services.authenticator.sign(row.customer_id, "customer", GRAPHIQL_TOKEN_TTL)

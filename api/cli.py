@@ -14,11 +14,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
-from api import readers
 from api.auth import make_token
 from api.services import Services
 from api.settings import Settings
 from domain.commands import Role
+from projections.screens import customer_profile
 
 app = typer.Typer(
     help="Shopfront: a GraphQL backend-for-frontend built as CQRS.",
@@ -115,7 +115,7 @@ def seed(
             else:
                 await seed_demo(services.bus)
             await services.runner.catch_up()
-            row = await readers.customer_by_email(services.read_engine, DEMO_EMAIL)
+            row = await customer_profile.customer_by_email(services.read_engine, DEMO_EMAIL)
             _print_tokens(services.settings, None if row is None else row.customer_id)
             return
         total = products + customers + orders

@@ -12,12 +12,13 @@ from typing import Any, TypeVar
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info as StrawberryInfo
 
-from api import readers
 from api.errors import ApiError
 from api.pubsub import Subscription
 from api.services import Services
 from api.ws_limits import identity_key
 from domain.commands import Actor
+from projections.reads import Doc, Row
+from projections.screens import catalog, customer_profile, order_detail
 
 V = TypeVar("V")
 
@@ -60,16 +61,18 @@ class Context:
                 self.idle_since = time.monotonic()
 
     @functools.cached_property
-    def products(self) -> DataLoader[str, readers.Row | None]:
-        return _loader(functools.partial(readers.products_by_ids, self.services.read_engine))
+    def products(self) -> DataLoader[str, Row | None]:
+        return _loader(functools.partial(catalog.products_by_ids, self.services.read_engine))
 
     @functools.cached_property
-    def customers(self) -> DataLoader[str, readers.Row | None]:
-        return _loader(functools.partial(readers.customers_by_ids, self.services.read_engine))
+    def customers(self) -> DataLoader[str, Row | None]:
+        return _loader(
+            functools.partial(customer_profile.customers_by_ids, self.services.read_engine)
+        )
 
     @functools.cached_property
-    def orders(self) -> DataLoader[str, readers.Doc | None]:
-        return _loader(functools.partial(readers.orders_by_ids, self.services.read_engine))
+    def orders(self) -> DataLoader[str, Doc | None]:
+        return _loader(functools.partial(order_detail.orders_by_ids, self.services.read_engine))
 
     def require_actor(self) -> Actor:
         if self.actor is None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import strawberry
 
-from api import readers
 from api.context import Info
 from api.errors import ApiError
 from api.ids import decode_cursor, encode_cursor, from_global_id
@@ -20,6 +19,8 @@ from api.types.dashboard import (
 from api.types.order import Order, OrderConnection, OrderEdge, OrderStatus
 from api.types.product import Product, ProductConnection, ProductEdge
 from domain.model import can_see_order
+from projections.reads import Doc
+from projections.screens import catalog, fulfillment_queue, order_history, sales_dashboard
 
 TOP_PRODUCTS = 10
 
@@ -34,9 +35,7 @@ def _int_cursor(after: str | None) -> int | None:
     return int(value)
 
 
-def order_connection(
-    docs: list[readers.Doc], first: int, after: str | None, key: str
-) -> OrderConnection:
+def order_connection(docs: list[Doc], first: int, after: str | None, key: str) -> OrderConnection:
     edges = [
         OrderEdge(cursor=encode_cursor(str(doc[key])), node=Order.from_doc(doc))
         for doc in docs[:first]
@@ -96,7 +95,7 @@ class Query:
             if not sep:
                 raise ApiError("BAD_USER_INPUT", f"Not a valid cursor: {after!r}")
             position = (name, product_id)
-        rows = await readers.products_page(
+        rows = await catalog.products_page(
             info.context.services.read_engine, first, position, search, in_stock
         )
         edges = [
@@ -112,7 +111,7 @@ class Query:
 
     @strawberry.field
     async def product(self, info: Info, sku: str) -> Product | None:
-        row = await readers.product_by_sku(info.context.services.read_engine, sku)
+        row = await catalog.product_by_sku(info.context.services.read_engine, sku)
         return None if row is None else Product.from_row(row)
 
     @strawberry.field(description="The signed-in customer's orders, newest first.")
@@ -125,7 +124,7 @@ class Query:
     ) -> OrderConnection:
         actor = info.context.require_actor()
         first = check_first(first, 20)
-        docs = await readers.history_page(
+        docs = await order_history.history_page(
             info.context.services.read_engine,
             actor.id,
             first,
@@ -142,7 +141,7 @@ class Query:
     @strawberry.field(description="Staff only.")
     async def sales_dashboard(self, info: Info) -> SalesDashboard:
         info.context.require_staff()
-        figures, products = await readers.dashboard_rows(
+        figures, products = await sales_dashboard.dashboard_rows(
             info.context.services.read_engine, TOP_PRODUCTS
         )
         totals = next((row for row in figures if row.kind == "total"), None)
@@ -171,7 +170,7 @@ class Query:
     ) -> OrderConnection:
         info.context.require_staff()
         first = check_first(first, 50)
-        docs = await readers.fulfillment_page(
+        docs = await fulfillment_queue.fulfillment_page(
             info.context.services.read_engine, first, _int_cursor(after)
         )
         return order_connection(docs, first, after, "paid_position")

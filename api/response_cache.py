@@ -9,8 +9,8 @@ generation), so an entry records, for each projector whose tables the query read
 entry is stale and is dropped. A query that read something else than a read table (the
 projection runner's state in memory, say) marks itself uncacheable.
 
-The tables a query reads are recorded by :func:`api.readers.fetch_all` into the set this
-module puts in a context variable for the duration of one request (DataLoader batches run
+The tables a query reads are recorded by :func:`projections.reads.fetch_all` into the set
+this module puts in a context variable for the duration of one request (DataLoader batches run
 in tasks that inherit it).
 
 Bounded by bytes (least recently used first out). Per process: each server process has its
@@ -21,28 +21,20 @@ table (generations changed by other processes, noticed within one poll interval)
 from __future__ import annotations
 
 import collections
-import contextvars
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
 
+from projections.reads import record_tables as record_tables  # also for tests
+from projections.reads import tables_read
+
 Version = tuple[int, int]
 Key = tuple[str, str | None, str, str]
 
-# Tables read by the request being executed; None outside a cacheable execution.
-_tables_read: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
-    "shopfront_tables_read", default=None
-)
 # Something the response depends on other than the read tables (set -> not cacheable).
 UNCACHEABLE = "\0uncacheable"
-
-
-def record_tables(names: Iterable[str]) -> None:
-    tables = _tables_read.get()
-    if tables is not None:
-        tables.update(names)
 
 
 def mark_uncacheable() -> None:
@@ -65,10 +57,10 @@ class Recording:
     def __init__(self, before: Callable[[str], Version]) -> None:
         self.before = before
         self.tables: set[str] = set()
-        self._token = _tables_read.set(self.tables)
+        self._token = tables_read.set(self.tables)
 
     def close(self) -> None:
-        _tables_read.reset(self._token)
+        tables_read.reset(self._token)
 
 
 class ResponseCache:

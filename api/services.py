@@ -1,4 +1,7 @@
-"""The single bootstrap: engines, command bus, projection runner and broker, wired once."""
+"""The single bootstrap: engines, command bus, read side and broker, wired once.
+
+``runner`` is the read side (``projections.engine.read_side.ReadSide``): everything
+``api/`` asks of the projections goes through it."""
 
 from __future__ import annotations
 
@@ -17,8 +20,8 @@ from api.response_cache import ResponseCache
 from api.settings import Settings
 from api.ws_limits import ConnectionLimits
 from domain.bus import CommandBus
+from projections.engine.read_side import ReadSide
 from projections.registry import PROJECTORS
-from projections.runner import ProjectionRunner
 
 log = logging.getLogger("shopfront")
 KEY_REFRESH_SECONDS = 300.0
@@ -32,7 +35,7 @@ class Services:
     read_engine: AsyncEngine
     projector_engine: Engine
     bus: CommandBus
-    runner: ProjectionRunner
+    runner: ReadSide
     broker: OrderBroker
     authenticator: Authenticator
     connection_limits: ConnectionLimits
@@ -47,7 +50,7 @@ class Services:
         read_engine = create_engine(settings.read_database_url, "read")
         projector_engine = create_sync_engine(settings.read_database_url, "projector")
         broker = OrderBroker()
-        runner = ProjectionRunner(
+        runner = ReadSide(
             log_engine,
             projector_engine,
             PROJECTORS,

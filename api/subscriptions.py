@@ -8,13 +8,13 @@ from typing import Annotated
 
 import strawberry
 
-from api import readers
 from api.context import Info
 from api.errors import ApiError
 from api.fanout import express_lane, shared_event
 from api.ids import raw_id_of
 from api.types.order import Order, OrderEvent
 from domain.model import can_see_order
+from projections.screens import order_detail
 
 
 @strawberry.type
@@ -43,7 +43,7 @@ class Subscription:
         services = info.context.services
         # Subscribe before reading the snapshot: whatever commits after the read is queued.
         with info.context.follow(f"order:{raw_id}") as subscription:
-            docs = await readers.orders_by_ids(services.read_engine, [raw_id])
+            docs = await order_detail.orders_by_ids(services.read_engine, [raw_id])
             doc = docs.get(raw_id)
             if doc is None or not can_see_order(actor, doc["customer_id"]):
                 raise ApiError("NOT_FOUND", "No such order")
@@ -57,7 +57,9 @@ class Subscription:
                 )
             else:
                 version = max(after_version, 0)
-                for change in await readers.order_changes(services.read_engine, raw_id, version):
+                for change in await order_detail.changes_after(
+                    services.read_engine, raw_id, version
+                ):
                     version = change.version
                     yield shared_event(change)
             subscription.express = express_lane(info)

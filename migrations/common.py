@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
-from api.database import create_sync_engine
+from migrations.engine import migration_engine
 
 
 def run(metadata: sa.MetaData) -> None:
@@ -17,7 +17,7 @@ def run(metadata: sa.MetaData) -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = create_sync_engine(url, "log")
+    engine = migration_engine(url)
     try:
         with engine.connect() as connection:
             context.configure(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 import sqlalchemy as sa
@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 from domain.events import Event
 
 E = TypeVar("E", bound=Event)
+S = TypeVar("S")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -64,6 +65,20 @@ class Projector(Protocol):
     ) -> Sequence[OrderChange]:
         """Apply events in order inside the caller's transaction."""
         ...
+
+
+# One function per event type a projector cares about, folding that event into the batch's
+# pending changes (``S``); the projector writes the folded changes once per batch.
+Handlers = Mapping[type[Event], Callable[[S, StoredEvent[Any]], None]]
+
+
+def fold(handlers: Handlers[S], pending: S, events: Iterable[StoredEvent[Event]]) -> S:
+    """Each event handed to the handler of its type (events of other types are skipped)."""
+    for ev in events:
+        handler = handlers.get(type(ev.data))
+        if handler is not None:
+            handler(pending, ev)
+    return pending
 
 
 def as_utc(value: dt.datetime) -> dt.datetime:

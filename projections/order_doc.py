@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from domain import events as e
 from domain.events import ORDER_EVENT_TYPES, Event
+from domain.model import OrderStatus
 from projections.base import OrderChange, StoredEvent, iso
 
 Doc = dict[str, Any]
@@ -28,7 +29,7 @@ def _placed(event: StoredEvent[e.OrderPlaced]) -> Doc:
     return {
         "id": data.order_id,
         "customer_id": data.customer_id,
-        "status": "PLACED",
+        "status": OrderStatus.PLACED,
         "placed_at": at,
         "updated_at": at,
         "version": event.stream_version,
@@ -49,7 +50,7 @@ def _placed(event: StoredEvent[e.OrderPlaced]) -> Doc:
         ],
         "payment": None,
         "shipment": None,
-        "timeline": [{"status": "PLACED", "at": at}],
+        "timeline": [{"status": OrderStatus.PLACED, "at": at}],
         "cancel_reason": None,
     }
 
@@ -64,7 +65,7 @@ def apply_event(doc: Doc | None, event: StoredEvent[Any]) -> Doc:
     data = event.data
     doc = {**doc, "version": event.stream_version, "updated_at": at}
     if isinstance(data, e.OrderPaid):
-        status = "PAID"
+        status = OrderStatus.PAID
         doc["paid_position"] = event.position
         doc["payment"] = {
             "status": "PAID",
@@ -73,12 +74,12 @@ def apply_event(doc: Doc | None, event: StoredEvent[Any]) -> Doc:
             "refunded_at": None,
         }
     elif isinstance(data, e.OrderCancelled):
-        status = "CANCELLED"
+        status = OrderStatus.CANCELLED
         doc["cancel_reason"] = data.reason
         if doc["payment"] is not None:
             doc["payment"] = {**doc["payment"], "status": "REFUNDED", "refunded_at": at}
     elif isinstance(data, e.OrderShipped):
-        status = "SHIPPED"
+        status = OrderStatus.SHIPPED
         doc["shipment"] = {
             "carrier": data.carrier,
             "tracking_number": data.tracking_number,
@@ -87,7 +88,7 @@ def apply_event(doc: Doc | None, event: StoredEvent[Any]) -> Doc:
             "delivered_at": None,
         }
     elif isinstance(data, e.OrderDelivered):
-        status = "DELIVERED"
+        status = OrderStatus.DELIVERED
         doc["shipment"] = {**doc["shipment"], "status": "DELIVERED", "delivered_at": at}
     else:
         raise ValueError(f"Not an order event: {event.type}")

@@ -1,10 +1,11 @@
 """The projectors, by name, in the order the runner applies them: the order detail
 screen first, since its commit is what live subscriptions are sent (the others follow
-within the same step)."""
+within the same step). A new screen is one line here."""
 
 from __future__ import annotations
 
-from projections import (
+from projections.base import Projector
+from projections.screens import (
     catalog,
     customer_profile,
     fulfillment_queue,
@@ -12,7 +13,6 @@ from projections import (
     order_history,
     sales_dashboard,
 )
-from projections.base import Projector
 
 PROJECTORS: dict[str, Projector] = {
     p.name: p

@@ -6,11 +6,11 @@ import datetime as dt
 
 import strawberry
 
-from api import readers
 from api.context import Info
 from api.types.common import check_first
 from api.types.order import OrderStatus
 from projections.base import as_utc
+from projections.engine.dead_letters import parked_page
 
 
 @strawberry.type
@@ -56,7 +56,7 @@ class ProjectionStatus:
 
     @strawberry.field(description="The parked events, oldest first.")
     async def parked_events(self, info: Info, first: int = 20) -> list[ParkedEvent]:
-        rows = await readers.dead_letters(
+        rows = await parked_page(
             info.context.services.read_engine, self.name, check_first(first, 20)
         )
         return [

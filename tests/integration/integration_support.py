@@ -26,8 +26,8 @@ from domain import write_tables as w
 from domain.bus import CommandBus, CommandResult
 from domain.model import EMAIL_PATTERN, DomainError, OrderStatus
 from projections import read_tables as r
+from projections.engine.read_side import ReadSide as ProjectionRunner
 from projections.registry import PROJECTORS
-from projections.runner import ProjectionRunner
 
 STAFF = c.Actor("staff-test", "staff")
 # The screens' tables (bookkeeping of the runner itself is not a screen).

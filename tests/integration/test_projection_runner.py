@@ -26,8 +26,9 @@ from domain.bus import CommandBus
 from domain.events import Event
 from projections import read_tables as r
 from projections.base import OrderChange, Projector, StoredEvent
+from projections.engine.publication import Publish
+from projections.engine.read_side import ReadSide as ProjectionRunner
 from projections.registry import PROJECTORS
-from projections.runner import ProjectionRunner, Publish
 from tests.conftest import fresh_settings
 from tests.integration.integration_support import (
     READ_TABLES,

@@ -28,7 +28,8 @@ from sqlalchemy import Engine
 
 from api.services import Services
 from projections import read_tables as r
-from projections import rebuild, rebuild_buffer
+from projections.rebuild import buffer as rebuild_buffer
+from projections.rebuild import replay as rebuild
 from projections.registry import PROJECTORS
 from tests.integration.integration_support import (
     ShopModel,

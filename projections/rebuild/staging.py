@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
 from projections.base import Projector
-from projections.read_tables import projection_dead_letters as dead
+from projections.tables import projection_dead_letters as dead
 
 PREFIX = "shadow_"
 DEFERRED = "shopfront_rebuild_deferred"  # conn.info key: the next BEGIN takes no write lock
@@ -40,7 +40,7 @@ def _private_engine(live: Engine) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA cache_size=-262144")  # 256 MiB
         # Debian's SQLite zeroes every freed page (secure_delete=ON): dropping the old
-        # tables at the swap would write them all again (5 s for 650 MB). FAST still
+        # tables at the swap would write them all again (docs/performance.md). FAST still
         # zeroes what is deleted in place, not pages sent to the freelist: the dropped
         # rows' bytes stay in free pages until reused (they are the rebuilt rows' old
         # versions, from the same event log).

@@ -15,12 +15,14 @@ from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.events import Event
 from projections.base import OrderChange, Projector, StoredEvent
-from projections.event_source import Undecodable, read_events_at
-from projections.read_tables import projection_checkpoints as checkpoints
-from projections.read_tables import projection_dead_letters as dead
+from projections.engine.event_source import Undecodable, read_events_at
+from projections.reads import Query, Row, fetch_all
+from projections.tables import projection_checkpoints as checkpoints
+from projections.tables import projection_dead_letters as dead
 
 log = logging.getLogger("shopfront.projections")
 WAITING = "waiting behind an earlier parked event of this stream"
@@ -194,3 +196,16 @@ def retry_parked(
         results[name] = (applied, len(letters) - applied)
         published.extend(changes)
     return results, published
+
+
+_PARKED_PAGE = Query.of(
+    sa.select(dead)
+    .where(dead.c.name == sa.bindparam("name"))
+    .order_by(dead.c.position)
+    .limit(sa.bindparam("limit"))
+)
+
+
+async def parked_page(engine: AsyncEngine, name: str, first: int) -> Sequence[Row]:
+    """The first ``first`` events parked by projector ``name``, in log order (for staff)."""
+    return await fetch_all(engine, _PARKED_PAGE, {"name": name, "limit": first})

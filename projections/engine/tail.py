@@ -1,0 +1,233 @@
+"""The tail loop: follows the event log and has the projectors apply it, each with its
+checkpoint committed in the same read-database transaction as the rows it produced
+(``step.py``): no event is skipped or applied twice.
+
+Woken at once by commits in this process (``notify``); polls slowly for other processes.
+The database work runs on one worker thread; positions change only on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import ParamSpec, TypeVar
+
+from sqlalchemy import Engine
+
+from projections.base import OrderChange, Projector
+from projections.engine import checkpoints, dead_letters
+from projections.engine.event_source import head_position, read_events
+from projections.engine.high_water import HighWater
+from projections.engine.kill_hook import KillHook
+from projections.engine.publication import OrderedPublication, Publish
+from projections.engine.recent_orders import RecentOrders
+from projections.engine.step import StepOutcome, apply_batches
+from projections.order_doc import shared_folds
+
+log = logging.getLogger("shopfront.projections")
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class Tail:
+    def __init__(
+        self,
+        log_engine: Engine,
+        read_engine: Engine,
+        projectors: Mapping[str, Projector],
+        *,
+        batch_size: int = 500,
+        poll_interval: float = 0.5,
+        publish: Publish | None = None,
+        crash_before_commit: str | None = None,
+        rebuild_helper_min_events: int | None = None,
+    ) -> None:
+        self.log_engine = log_engine
+        self.read_engine = read_engine
+        self.projectors = projectors
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        # From how many events a rebuild uses a helper process (``ReadSide.rebuild``).
+        self.rebuild_helper_min_events = rebuild_helper_min_events
+        self.positions: dict[str, int] = {}
+        # Bumped in the checkpoint row whenever a projector's rows change other than by
+        # moving forward (a rebuild swapped in, parked events retried), in any process.
+        self.generations: dict[str, int] = {}
+        self.errors: dict[str, str] = {}
+        self.dead_letters: dict[str, int] = {}
+        self.publication = OrderedPublication(publish)
+        self.recent = RecentOrders()
+        self.high_water = HighWater(lambda: self.position, self._wake_up)
+        self._kill_hook = KillHook(crash_before_commit)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="shopfront-projector")
+        # When the steps next read the generations (monotonic time): once per poll.
+        self._generations_due = 0.0
+
+    async def _in_thread(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+
+    def _wake_up(self) -> None:
+        self._wake.set()
+
+    @property
+    def head(self) -> int:
+        return self.high_water.head
+
+    @property
+    def position(self) -> int:
+        """The position every projector has reached."""
+        return min(self.positions.values(), default=0)
+
+    # -- life cycle -----------------------------------------------------------------------
+    async def load_checkpoints(self) -> None:
+        self.recent.clear()  # rows may have changed other than by our own steps
+        self.positions = await self._in_thread(
+            checkpoints.load_positions, self.read_engine, self.projectors
+        )
+        head = await self._in_thread(self._read_head)
+        await self.reload_counts()
+        self.high_water.observe(head)
+
+    async def reload_counts(self) -> None:
+        """Read the generations and the parked events' counts again."""
+        self.generations = await self._in_thread(self._read_generations)
+        self.dead_letters = await self._in_thread(self._count_dead_letters)
+
+    def _read_head(self) -> int:
+        with self.log_engine.connect() as conn:
+            return head_position(conn)
+
+    def _count_dead_letters(self) -> dict[str, int]:
+        return dead_letters.count_parked(self.read_engine, self.projectors)
+
+    def _read_generations(self) -> dict[str, int]:
+        self._generations_due = time.monotonic() + self.poll_interval
+        return checkpoints.read_generations(self.read_engine)
+
+    async def start(self) -> None:
+        await self.load_checkpoints()
+        self._task = asyncio.create_task(self._loop(), name="projection-runner")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    # -- the loop -------------------------------------------------------------------------
+    async def _loop(self) -> None:
+        failures = 0
+        while True:
+            self._wake.clear()
+            try:
+                advanced = await self.step()
+                failures = 0
+            except Exception:
+                log.exception("projection step failed")
+                failures += 1
+                advanced = 0
+                await asyncio.sleep(min(0.1 * 2**failures, 5.0))
+            if not advanced:
+                # asyncio.timeout, not wait_for: a cancel arriving as the wake-up does can
+                # leave 3.11's wait_for waiting forever.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.poll_interval):
+                        await self._wake.wait()
+
+    async def step(self) -> int:
+        """Apply the next batch to every projector behind; return how many events moved
+        some projector forward."""
+        loop = asyncio.get_running_loop()
+
+        def publish_soon(changes: Sequence[OrderChange]) -> None:
+            # On the worker thread right after the publishing projector commits.
+            loop.call_soon_threadsafe(self.publication.schedule, changes)
+
+        outcome = await self._in_thread(self._step, dict(self.positions), publish_soon)
+        # Every publish of this step was scheduled before the step's result reached us:
+        # wait until the last has gone out (in commit order).
+        await self.publication.drain()
+        if outcome.checkpoints_moved:
+            await self.load_checkpoints()
+            return 1
+        if any(self.generations.get(n) != g for n, g in outcome.generations.items()):
+            self.recent.clear()  # rows replaced by a rebuild or retry elsewhere
+        self.positions.update(outcome.positions)
+        self.generations.update(outcome.generations)
+        self.recent.remember(outcome.changes)
+        if outcome.dead_letters is not None:
+            self.dead_letters = outcome.dead_letters
+        self.high_water.observe(outcome.head)
+        for name, error in outcome.errors.items():
+            if error is None:
+                self.errors.pop(name, None)
+            else:
+                self.errors[name] = error
+        await self.high_water.advanced()
+        return outcome.advanced
+
+    def _step(
+        self,
+        positions: dict[str, int],
+        publish_soon: Callable[[Sequence[OrderChange]], None] | None = None,
+    ) -> StepOutcome:
+        outcome = StepOutcome(positions={}, errors={}, changes=[])
+        # Noticed within one poll: a rebuild or retry run by another process (read once
+        # per poll interval, not in every step of a busy runner).
+        if time.monotonic() >= self._generations_due:
+            outcome.generations = self._read_generations()
+        # One batch per distinct position: a projector stuck on a failing event must not
+        # hold the others to its own window of the log.
+        with self.log_engine.connect() as conn:
+            batches = {p: read_events(conn, p, self.batch_size) for p in set(positions.values())}
+        if not any(batches.values()):
+            # Idle: recount parked events, which a retry in another process may have cleared.
+            outcome.dead_letters = self._count_dead_letters()
+            return outcome
+        outcome.head = max(batch[-1].position for batch in batches.values() if batch)
+        with shared_folds():  # the order screens fold each order once per step
+            parked = apply_batches(
+                self.read_engine,
+                self.projectors,
+                positions,
+                batches,
+                outcome,
+                kill_hook=self._kill_hook,
+                publish_soon=publish_soon,
+            )
+        # Recount parked events only if there are (or may now be) some: a retry elsewhere
+        # can clear known ones, and a poison event in this step can add one.
+        if parked or any(self.dead_letters.values()):
+            outcome.dead_letters = self._count_dead_letters()
+        return outcome
+
+    async def catch_up(self, timeout: float | None = None) -> None:
+        """Run until every projector has reached the head of the log (CLI, tests)."""
+        if not self.positions:
+            await self.load_checkpoints()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.position < await self.head_position():
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError("projections did not catch up")
+            if not await self.step():
+                await asyncio.sleep(0.05)
+
+    async def head_position(self) -> int:
+        """The head of the log, read from the log."""
+        self.high_water.observe(await self._in_thread(self._read_head))
+        return self.head
