@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from typing import Any
 
 import strawberry
+from strawberry.dataloader import DataLoader
 
 from api.context import Info
 from api.ids import raw_id_of
@@ -16,6 +18,7 @@ from api.types.common import UserError
 from api.types.order import Order
 from api.types.product import Product
 from domain import commands as c
+from domain.bus import CommandResult
 
 
 @strawberry.type
@@ -25,12 +28,21 @@ class ProductPayload:
     consistency_token: str | None = strawberry.field(default=None, description=CONSISTENCY_DOC)
 
 
-async def product_payload(info: Info, command: c.Command) -> ProductPayload:
+async def _run(
+    info: Info, command: c.Command, loader: DataLoader[str, Any]
+) -> CommandResult | list[UserError]:
+    """Run the command, and forget what this request loaded of the entity it changed."""
     result = await run_command(info, command)
+    if not isinstance(result, list):
+        with contextlib.suppress(KeyError):  # Strawberry raises if the key was never loaded
+            loader.clear(result.entity_id)
+    return result
+
+
+async def product_payload(info: Info, command: c.Command) -> ProductPayload:
+    result = await _run(info, command, info.context.products)
     if isinstance(result, list):
         return ProductPayload(product=None, user_errors=result)
-    with contextlib.suppress(KeyError):  # Strawberry raises if the key was never loaded
-        info.context.products.clear(result.entity_id)  # this request may have loaded it
     row = await info.context.products.load(result.entity_id)
     return ProductPayload(
         product=None if row is None else Product.from_row(row),
@@ -47,11 +59,9 @@ class OrderPayload:
 
 
 async def order_payload(info: Info, command: c.Command) -> OrderPayload:
-    result = await run_command(info, command)
+    result = await _run(info, command, info.context.orders)
     if isinstance(result, list):
         return OrderPayload(order=None, user_errors=result)
-    with contextlib.suppress(KeyError):  # Strawberry raises if the key was never loaded
-        info.context.orders.clear(result.entity_id)  # this request may have loaded it
     if result.position is not None:
         # The projections have reached the command's events (run_command waited): the
         # order detail document they committed is what its row holds now.
