@@ -17,6 +17,7 @@ from api.pubsub import Subscription
 from api.services import Services
 from api.ws_limits import identity_key
 from domain.commands import Actor
+from domain.model import require_staff
 from projections.reads import Doc, Row
 from projections.screens import catalog, customer_profile, order_detail
 
@@ -80,10 +81,7 @@ class Context:
         return self.actor
 
     def require_staff(self) -> Actor:
-        actor = self.require_actor()
-        if not actor.is_staff:
-            raise ApiError("FORBIDDEN", "Only staff may see this")
-        return actor
+        return require_staff(self.actor, "see this")
 
 
 Info = StrawberryInfo[Context, None]

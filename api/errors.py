@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from graphql import GraphQLError, GraphQLSyntaxError
+from graphql import GraphQLError, GraphQLFormattedError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
 
 from api.logs import current_request_id
+from domain.model import DomainError
 
 log = logging.getLogger("shopfront.errors")
 
@@ -27,7 +28,7 @@ def error_code(error: GraphQLError) -> str:
     if isinstance(code, str):
         return code
     original = error.original_error
-    if isinstance(original, ApiError):
+    if isinstance(original, (ApiError, DomainError)):
         return original.code
     if isinstance(error, GraphQLSyntaxError):
         # graphql-core's own token limit (MaxTokensLimiter) aborts parsing this way.
@@ -84,10 +85,7 @@ class ErrorCodes(SchemaExtension):
         errors: list[GraphQLError] | None = getattr(result, "errors", None)
         if errors:
             result.errors = [  # type: ignore[attr-defined]
-                error
-                if "code" in (error.extensions or {})  # already done
-                else with_code(error, expose_internal=self.expose_internal)
-                for error in errors
+                coded(error, expose_internal=self.expose_internal) for error in errors
             ]
 
     def on_operation(self) -> Iterator[None]:
@@ -100,6 +98,22 @@ class ErrorCodes(SchemaExtension):
         yield
 
 
+def coded(error: GraphQLError, *, expose_internal: bool) -> GraphQLError:
+    """The error with its ``extensions.code`` (as it is if it has one already)."""
+    if "code" in (error.extensions or {}):
+        return error
+    return with_code(error, expose_internal=expose_internal)
+
+
+def formatted_errors(
+    errors: Sequence[GraphQLError], *, expose_internal: bool
+) -> list[GraphQLFormattedError]:
+    """The ``errors`` entry of a response body: every error sent to a client is built
+    here, each with its ``extensions.code``."""
+    return [coded(error, expose_internal=expose_internal).formatted for error in errors]
+
+
 def request_error(message: str, code: str = "BAD_REQUEST") -> dict[str, Any]:
     """The body of an error found before GraphQL could run (bad JSON, bad token...)."""
-    return {"errors": [{"message": message, "extensions": {"code": code}}]}
+    error = GraphQLError(message, extensions={"code": code})
+    return {"errors": formatted_errors([error], expose_internal=False)}

@@ -37,7 +37,7 @@ from strawberry.types.graphql import OperationType
 from api import consistency, persisted, response_cache
 from api.auth import InvalidToken, request_actor
 from api.context import Context
-from api.errors import request_error, with_code
+from api.errors import formatted_errors, request_error
 from api.http_request import (
     CHARSET,
     GRAPHQL_RESPONSE,
@@ -245,15 +245,7 @@ async def graphql_http(request: Request, services: Services) -> Response:
             recording.close()
     body: dict[str, Any] = {}
     if result.errors:
-        expose = services.settings.is_dev
-        body["errors"] = [
-            (
-                error
-                if "code" in (error.extensions or {})
-                else with_code(error, expose_internal=expose)
-            ).formatted
-            for error in result.errors
-        ]
+        body["errors"] = formatted_errors(result.errors, expose_internal=services.settings.is_dev)
     # A request error (nothing executed: parse, validation, variable coercion, a limit)
     # has no data entry; an executed operation has one, null or not, and is a 200.
     is_request_error = isinstance(result, PreExecutionError) or (

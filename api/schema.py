@@ -16,23 +16,18 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.name_converter import NameConverter
-from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 from strawberry.types.field import StrawberryField
 
 from api.errors import ErrorCodes
 from api.fanout import FanOutExecutionContext
 from api.limits import CostLimit, Limits, validation_rules
-from api.mutations.catalog import CatalogMutations
-from api.mutations.customer import CustomerMutations
-from api.mutations.orders import OrderMutations
+from api.mutations import Mutation
 from api.queries import Query
 from api.subscriptions import Subscription
 from api.types.customer import Customer
 from api.types.order import Order
 from api.types.product import Product
-
-Mutation = merge_types("Mutation", (CustomerMutations, CatalogMutations, OrderMutations))
 
 
 class RememberedNames(NameConverter):

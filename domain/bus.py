@@ -24,11 +24,12 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
 from domain.commands import Command
-from domain.event_log import Recorder, append
+from domain.event_log import Recorder
 from domain.events import Event
 from domain.handlers import HANDLERS
 from domain.model import DomainError
-from domain.order_handlers import ConcurrencyConflict
+from domain.sql_unit_of_work import SqlUnitOfWork
+from domain.unit_of_work import ConcurrencyConflict, UnitOfWork
 
 MAX_ATTEMPTS = 8
 MAX_GROUP = 64  # commands per group commit
@@ -157,7 +158,13 @@ class CommandBus:
 
 def _run(conn: Connection, command: Command) -> CommandResult:
     recorder = Recorder(command_id=str(uuid.uuid4()), now=dt.datetime.now(dt.UTC))
-    entity_id = HANDLERS[type(command)](conn, command, recorder)
-    recorded = tuple(event for _, _, event in recorder.pending)
-    position = append(conn, recorder)
-    return CommandResult(entity_id, position or recorder.replayed_position, recorded)
+    return handle(SqlUnitOfWork(conn, recorder), command)
+
+
+def handle(uow: UnitOfWork, command: Command) -> CommandResult:
+    """Run the command's handler in the unit of work and append the events it recorded
+    (the caller owns the transaction). Raises ``DomainError`` on refusal."""
+    entity_id = HANDLERS[type(command)](uow, command)
+    recorded = tuple(event for _, _, event in uow.events.pending)
+    position = uow.append_events()
+    return CommandResult(entity_id, position or uow.events.replayed_position, recorded)

@@ -42,11 +42,12 @@ def invalid(field: str, message: str) -> DomainError:
     return DomainError("INVALID_INPUT", message, field)
 
 
-def require_staff(actor: Actor | None) -> Actor:
+def require_staff(actor: Actor | None, doing: str = "do this") -> Actor:
+    """The actor, if staff: commands and the staff-only queries both ask here."""
     if actor is None:
-        raise DomainError("UNAUTHENTICATED", "Sign in as staff to do this")
+        raise DomainError("UNAUTHENTICATED", f"Sign in as staff to {doing}")
     if not actor.is_staff:
-        raise DomainError("FORBIDDEN", "Only staff may do this")
+        raise DomainError("FORBIDDEN", f"Only staff may {doing}")
     return actor
 
 

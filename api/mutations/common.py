@@ -33,6 +33,7 @@ async def run_command(info: Info, command: Command) -> CommandResult | list[User
 CONSISTENCY_DOC = (
     "Send it as header Shopfront-Consistency on a later request to read at least this write."
 )
+EXPECTED_DOC = "Refuse (userError VERSION_CONFLICT) unless the order is still at this version."
 
 
 def token_of(result: CommandResult) -> str | None:

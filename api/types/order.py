@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import enum
 from typing import Any
 
 import strawberry
@@ -13,16 +12,11 @@ from api.ids import to_global_id
 from api.types.common import Node, PageInfo
 from api.types.customer import Customer
 from api.types.product import Product
+from domain.model import OrderStatus as OrderStatus
 from domain.model import can_see_order
 
-
-@strawberry.enum
-class OrderStatus(enum.Enum):
-    PLACED = "PLACED"
-    PAID = "PAID"
-    SHIPPED = "SHIPPED"
-    DELIVERED = "DELIVERED"
-    CANCELLED = "CANCELLED"
+# The schema's OrderStatus is the domain's enum, given its GraphQL definition here.
+strawberry.enum(OrderStatus)
 
 
 def _time(value: str | None) -> dt.datetime | None:

@@ -355,8 +355,8 @@ async def test_concurrent_commands_share_commits_and_fail_alone(
     class Explode(c.Command):
         pass
 
-    def explode(conn: Any, command: Any, recorder: Any) -> str:
-        conn.execute(w.products.update().values(stock_on_hand=w.products.c.stock_on_hand + 99))
+    def explode(uow: Any, command: Any) -> str:
+        uow.conn.execute(w.products.update().values(stock_on_hand=w.products.c.stock_on_hand + 99))
         raise RuntimeError("a bug in a handler")  # after a write that must roll back
 
     monkeypatch.setitem(HANDLERS, Explode, explode)

@@ -30,7 +30,7 @@ class RegisterCustomerPayload:
 
 
 @strawberry.type
-class CustomerMutations:
+class RegisterCustomerMutation:
     @strawberry.mutation(description="Anyone: create a customer account.")
     async def register_customer(
         self, info: Info, input: RegisterCustomerInput
