@@ -34,9 +34,9 @@ class Limits:
     max_tokens: int = 5000
     # The order history and staff screens at a full page (first: 100) cost ~10_400.
     max_cost: int = 25_000
-    # Introspection, by its own rule: graphql-js's full introspection query is 15 deep
-    # and costs about 230_000 by the estimates in api/limits/shape.py; a few `__type`
-    # lookups fit beside it.
+    # Introspection, by its own rule: the full introspection queries of graphql-js and
+    # graphql-core (every option) are 15 deep and cost under 230_000 by the estimates in
+    # api/limits/shape.py; a few `__type` lookups fit beside one.
     max_introspection_depth: int = 20
     max_introspection_fields: int = 10
     max_introspection_cost: int = 1_000_000
