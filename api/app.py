@@ -20,6 +20,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from api.graphiql import STATIC_PREFIX, static_app
 from api.http import graphiql_response, graphql_http
 from api.http_request import wants_html
+from api.limits import Limits
 from api.logs import RequestId
 from api.metrics import Metrics, MetricsMiddleware
 from api.schema import build_schema
@@ -39,7 +40,11 @@ def build_app(settings: Settings) -> Starlette:
     if not settings.is_dev and settings.uses_dev_secret:
         raise RuntimeError("SHOPFRONT_JWT_SECRET must be set when SHOPFRONT_ENV=prod")
     services = Services.create(settings)
-    schema = build_schema(introspection=settings.is_dev, expose_internal=settings.is_dev)
+    schema = build_schema(
+        introspection=settings.is_dev,
+        expose_internal=settings.is_dev,
+        limits=Limits(max_query_bytes=settings.max_query_bytes),
+    )
     metrics = Metrics(services)
     websocket_app = WebSocketGraphQL(schema, services)
 

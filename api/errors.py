@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -13,6 +14,7 @@ from api.logs import current_request_id
 from domain.model import DomainError
 
 log = logging.getLogger("shopfront.errors")
+SUGGESTION = re.compile(r"\s*Did you mean .*$", re.DOTALL)
 
 
 class ApiError(Exception):
@@ -32,11 +34,11 @@ def error_code(error: GraphQLError) -> str:
         return original.code
     if isinstance(error, GraphQLSyntaxError):
         # graphql-core's own token limit (MaxTokensLimiter) aborts parsing this way.
-        return (
-            "QUERY_TOO_LARGE"
-            if "tokens. Parsing aborted" in error.message
-            else ("GRAPHQL_PARSE_FAILED")
+        # ... and its source length limit (the query size limit) likewise.
+        too_large = "tokens. Parsing aborted" in error.message or (
+            "code points. Parsing aborted" in error.message
         )
+        return "QUERY_TOO_LARGE" if too_large else "GRAPHQL_PARSE_FAILED"
     if error.message.startswith("Variable '$"):
         return "BAD_USER_INPUT"  # variable coercion, before execution
     if original is None or isinstance(original, GraphQLError):
@@ -50,6 +52,9 @@ def with_code(error: GraphQLError, *, expose_internal: bool) -> GraphQLError:
     code = error_code(error)
     extensions: dict[str, Any] = {**(error.extensions or {}), "code": code}
     message = error.message
+    if not expose_internal:
+        # graphql-core's "Did you mean ...?" would map the schema that introspection hides.
+        message = SUGGESTION.sub("", message)
     if code == "INTERNAL_SERVER_ERROR":
         request_id = current_request_id()
         log.error(

@@ -21,7 +21,8 @@ clients expect. Nothing acceptable: 406. Every response says ``charset=utf-8``.
 
 from __future__ import annotations
 
-import functools
+import collections
+import hashlib
 import logging
 from typing import Any
 
@@ -46,6 +47,7 @@ from api.http_request import (
     VARY,
     BadRequest,
     GraphQLRequest,
+    QueryTooLarge,
     accept_header,
     negotiate,
     read_request,
@@ -84,23 +86,45 @@ async def _await_consistency(request: Request, services: Services) -> dict[str, 
     )
 
 
-@functools.lru_cache(maxsize=1024)
-def _operations(query: str) -> dict[str | None, str]:
+class _OperationKinds:
     """The operations a document defines, name -> kind (``query``, ``mutation``,
     ``subscription``); empty if it does not parse (reported later).
 
     Strawberry would run the first of several operations when no operationName is given,
     so they are counted here. The parse is bounded (far above the schema's own token
-    limit, which then rejects the document) so that this early look stays cheap."""
-    try:
-        document = parse(query, no_location=True, max_tokens=OPERATION_COUNT_MAX_TOKENS)
-    except GraphQLError:
-        return {}
-    return {
-        d.name.value if d.name else None: d.operation.value
-        for d in document.definitions
-        if isinstance(d, OperationDefinitionNode)
-    }
+    limit, which then rejects the document) so that this early look stays cheap. The
+    last answers are kept by the SHA-256 of the text, so the cache holds no query text."""
+
+    MAX_ENTRIES = 1024
+
+    def __init__(self) -> None:
+        self._kinds: collections.OrderedDict[bytes, dict[str | None, str]] = (
+            collections.OrderedDict()
+        )
+
+    def __call__(self, query: str) -> dict[str | None, str]:
+        key = hashlib.sha256(query.encode("utf-8", "surrogatepass")).digest()
+        kinds = self._kinds.get(key)
+        if kinds is not None:
+            self._kinds.move_to_end(key)
+            return kinds
+        try:
+            document = parse(query, no_location=True, max_tokens=OPERATION_COUNT_MAX_TOKENS)
+        except GraphQLError:
+            kinds = {}
+        else:
+            kinds = {
+                d.name.value if d.name else None: d.operation.value
+                for d in document.definitions
+                if isinstance(d, OperationDefinitionNode)
+            }
+        self._kinds[key] = kinds
+        if len(self._kinds) > self.MAX_ENTRIES:
+            self._kinds.popitem(last=False)
+        return kinds
+
+
+_operations = _OperationKinds()
 
 
 def _is_query(operations: dict[str | None, str], operation_name: str | None) -> bool:
@@ -158,12 +182,22 @@ async def graphql_http(request: Request, services: Services) -> Response:
             JSON,
         )
     try:
-        params = await read_request(request, services.persisted_queries.resolve)
+        params = await read_request(
+            request,
+            services.persisted_queries.resolve,
+            max_query_bytes=services.settings.max_query_bytes,
+        )
         actor = request_actor(services.authenticator, request.scope)
         behind = await _await_consistency(request, services)
     except BadRequest as error:
         return _respond(
             request_error(error.message, error.code), error.status, media_type, error.headers
+        )
+    except QueryTooLarge as error:
+        return _respond(
+            request_error(error.message, "QUERY_TOO_LARGE"),
+            _request_error_status(media_type),
+            media_type,
         )
     except PersistedQueryNotFound:
         # The message is what Apollo Client's persisted-queries link looks for.

@@ -37,6 +37,21 @@ class BadRequest(Exception):
         self.headers = headers or {}
 
 
+class QueryTooLarge(Exception):
+    """A query longer than the limit: a GraphQL request error (QUERY_TOO_LARGE), found
+    before the text is parsed, cached or stored as a persisted query."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(f"The query is longer than the limit of {max_bytes} bytes")
+        self.message = str(self)
+
+
+def utf8_length(text: str) -> int:
+    if len(text) * 4 <= 1024:  # short enough whatever its characters
+        return len(text)
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
 # -- Accept negotiation ------------------------------------------------------------------
 
 OFFERS = (GRAPHQL_RESPONSE, JSON)
@@ -237,13 +252,22 @@ class GraphQLRequest:
 Resolve = Callable[[str | None, dict[str, Any] | None], str | None]
 
 
-async def read_request(request: Request, resolve: Resolve | None = None) -> GraphQLRequest:
-    """The GraphQL-over-HTTP request parameters; BadRequest if it is not well-formed.
-    ``resolve`` (persisted queries) turns (query, extensions) into the query to run."""
+async def read_request(
+    request: Request, resolve: Resolve | None = None, *, max_query_bytes: int | None = None
+) -> GraphQLRequest:
+    """The GraphQL-over-HTTP request parameters; BadRequest if it is not well-formed,
+    QueryTooLarge if its query is longer than ``max_query_bytes``. ``resolve``
+    (persisted queries) turns (query, extensions) into the query to run."""
     from_url = request.method in ("GET", "HEAD")
     params = _get_params(request) if from_url else await _post_params(request)
     extensions = _json_param(params.get("extensions"), "extensions", encoded=from_url)
     query = params.get("query")
+    if (
+        isinstance(query, str)
+        and max_query_bytes is not None
+        and utf8_length(query) > max_query_bytes
+    ):
+        raise QueryTooLarge(max_query_bytes)
     if resolve is not None:
         query = resolve(query, extensions)
     if query is None:

@@ -6,14 +6,7 @@ from collections.abc import Callable
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import (
-    AddValidationRules,
-    DisableIntrospection,
-    MaxTokensLimiter,
-    ParserCache,
-    SchemaExtension,
-    ValidationCache,
-)
+from strawberry.extensions import AddValidationRules, DisableIntrospection, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.name_converter import NameConverter
 from strawberry.types import ExecutionContext
@@ -21,13 +14,16 @@ from strawberry.types.field import StrawberryField
 
 from api.errors import ErrorCodes
 from api.fanout import FanOutExecutionContext
-from api.limits import CostLimit, Limits, validation_rules
+from api.limits import CostLimit, DocumentCache, Documents, Limits, validation_rules
 from api.mutations import Mutation
 from api.queries import Query
 from api.subscriptions import Subscription
 from api.types.customer import Customer
 from api.types.order import Order
 from api.types.product import Product
+
+# Parsed and validated documents kept per schema (estimated bytes of text and syntax trees).
+DOCUMENT_CACHE_BYTES = 64 * 1024 * 1024
 
 
 class RememberedNames(NameConverter):
@@ -63,16 +59,19 @@ def build_schema(
     *, introspection: bool = True, expose_internal: bool = True, limits: Limits | None = None
 ) -> ShopSchema:
     limits = limits or Limits()
-    # Built once: Strawberry's ValidationCache keys on the rule classes, so new classes per
-    # operation would make every request a cache miss.
+    # Built once: the document cache keeps validation results for this schema's rules.
     rules = validation_rules(limits)
-    # Factories, not instances: each operation gets its own extension objects (the caches
-    # themselves are shared at module level by Strawberry).
+    documents = Documents(max_bytes=DOCUMENT_CACHE_BYTES)
+    # Factories, not instances: each operation gets its own extension objects (sharing
+    # this schema's document cache).
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         lambda: ErrorCodes(expose_internal=expose_internal),
-        lambda: ParserCache(maxsize=1024),
-        lambda: ValidationCache(maxsize=1024),
-        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
+        lambda: DocumentCache(
+            documents,
+            max_tokens=limits.max_tokens,
+            max_query_bytes=limits.max_query_bytes,
+            hide_suggestions=not introspection,
+        ),
         lambda: AddValidationRules(rules),
         lambda: CostLimit(max_cost=limits.max_cost),
     ]

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     max_subscriptions_per_identity: int = Field(default=100, ge=1)
     websocket_init_timeout: float = Field(default=10.0, gt=0)
     websocket_idle_timeout: float = Field(default=300.0, gt=0)
+    # Longest GraphQL document accepted (UTF-8 bytes), over HTTP and WebSocket; longer ones
+    # are refused (QUERY_TOO_LARGE) before they are parsed or cached.
+    max_query_bytes: int = Field(default=64 * 1024, ge=1024)
     # Query responses kept per process, invalidated by the read-table positions; 0: off.
     response_cache_mb: float = Field(default=64.0, ge=0)
     # permessage-deflate on WebSockets: ~40 KiB of zlib state per connection, for

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from graphql import GraphQLFormattedError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -26,12 +27,20 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ErrorMessage as TransportError,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.types import ErrorMessage as LegacyError
+from strawberry.subscriptions.protocols.graphql_ws.types import StartMessage
 from strawberry.types.unset import UnsetType
 
 from api.auth import InvalidToken
 from api.context import Context
 from api.fanout import PayloadEncoder, SocketOperation, socket_operation
+from api.http_request import QueryTooLarge, utf8_length
+from api.limits import limit_error
 from api.services import Services
 from api.ws_frames import RAW_SEND_KEY, server_protocol
 from api.ws_limits import identity_key
@@ -39,6 +48,22 @@ from api.ws_limits import identity_key
 CONTEXT_KEY = "shopfront.context"
 SEND_KEY = "shopfront.send"  # the connection's ASGI send, for the express lane
 IDLE_CLOSE_CODE = 4408
+
+
+def _too_large(
+    handler: BaseGraphQLTransportWSHandler[Context, None] | BaseGraphQLWSHandler[Context, None],
+    payload: object,
+) -> GraphQLFormattedError | None:
+    """The error for an operation whose query is over the size limit (refused before
+    it is parsed), else None."""
+    view = handler.view
+    query = payload.get("query") if isinstance(payload, dict) else None
+    if not isinstance(view, WebSocketGraphQL) or not isinstance(query, str):
+        return None
+    max_bytes = view.services.settings.max_query_bytes
+    if utf8_length(query) <= max_bytes:
+        return None
+    return limit_error("QUERY_TOO_LARGE", QueryTooLarge(max_bytes).message).formatted
 
 
 def _socket_operation(
@@ -61,6 +86,13 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws, with each operation's task knowing its socket operation
     (the express lane of its subscription: :mod:`api.pubsub`)."""
 
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        error = _too_large(self, message.get("payload"))
+        if error is not None and self.connection_acknowledged:
+            await self.send_message(TransportError(id=message["id"], type="error", payload=[error]))
+            return
+        await super().handle_subscribe(message)
+
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         def is_live() -> bool:
             return self.operations.get(operation.id) is operation and not operation.completed
@@ -71,6 +103,13 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
 class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
     """The legacy graphql-ws protocol, likewise."""
+
+    async def handle_start(self, message: StartMessage) -> None:
+        error = _too_large(self, message.get("payload"))
+        if error is not None and self.connection_acknowledged:
+            await self.send_message(LegacyError(type="error", id=message["id"], payload=error))
+            return
+        await super().handle_start(message)
 
     async def handle_async_results(
         self,

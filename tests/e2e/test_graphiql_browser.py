@@ -1,7 +1,9 @@
 """GraphiQL explorer in a real (headless) Chromium, fully offline.
 
 Opens ``/graphql`` the way a person does, waits for GraphiQL to render from the
-vendored assets, runs a products query from the editor and reads the result
+vendored assets, opens the Docs pane (the schema was fetched by introspection:
+``placeOrder`` is listed under Mutation), checks the result pane holds no error,
+types a query other than GraphiQL's default one, runs it and reads the result
 pane. Every request to a host other than the app's loopback address is
 aborted and recorded; the page must not need any.
 
@@ -42,7 +44,9 @@ CHROMIUM_FLAGS = [
     # even past the request interception below (e.g. browser-internal fetches).
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost",
 ]
-QUERY = "{ products(first: 3) { edges { node { sku name } } } }"
+# Not the page's default query (products' sku and name): its result tells that typing
+# reached GraphiQL.
+QUERY = "query Typed { products(first: 2) { edges { node { sku priceCents currency } } } }"
 TIMEOUT_MS = 30_000
 
 # GraphiQL 3 uses CodeMirror 5: each editor's wrapper element carries the
@@ -57,6 +61,9 @@ HEADERS_EDITOR = (
 HEADERS_TAB = '.graphiql-editor-tools button[data-name="headers"]'
 RUN_BUTTON = "button.graphiql-execute-button"
 EXPLORER_BUTTON = 'button[aria-label="Show GraphiQL Explorer"]'
+DOCS_BUTTON = 'button[aria-label="Show Documentation Explorer"]'
+DOC_EXPLORER = ".graphiql-doc-explorer"
+DOCS_ERROR = ".graphiql-doc-explorer-error"
 
 
 class LiveApp(Protocol):
@@ -159,14 +166,39 @@ async def test_graphiql_renders_offline_and_runs_a_query(
             # The explorer plugin registered itself in the sidebar.
             assert await page.locator(EXPLORER_BUTTON).count() == 1
 
+            # The Docs pane lists the schema: introspection answered.
+            await page.click(DOCS_BUTTON)
+            await page.wait_for_selector(f"{DOC_EXPLORER} >> text=Root Types")
+            assert await page.locator(DOCS_ERROR).count() == 0
+            await page.click(f'{DOC_EXPLORER} a.graphiql-doc-explorer-type-name >> text="Mutation"')
+            await page.wait_for_selector(
+                f'{DOC_EXPLORER} .graphiql-doc-explorer-field-name >> text="placeOrder"'
+            )
+            docs = await page.locator(DOC_EXPLORER).inner_text()
+            assert "Error fetching schema" not in docs, docs
+            # Nothing went wrong on load: the result pane holds no error.
+            on_load = await _editor_value(page, RESPONSE_EDITOR)
+            assert "error" not in on_load.lower(), on_load
+            default_query = await _editor_value(page, QUERY_EDITOR)
+            assert "priceCents" not in default_query, default_query
+
             headers = json.dumps({"Authorization": f"Bearer {live_app.customer_token}"})
             await page.click(HEADERS_TAB)
             await page.wait_for_selector(HEADERS_EDITOR)
             await _set_editor_value(page, HEADERS_EDITOR, headers)
-            await _set_editor_value(page, QUERY_EDITOR, QUERY)
-            # GraphiQL re-parses the editor contents on a ~100 ms debounce.
-            await page.wait_for_timeout(500)
+            # Typed into the editor, as a person would (replacing what is there).
+            await page.click(QUERY_EDITOR)
+            await page.keyboard.press("Control+A")
+            await page.keyboard.press("Delete")
+            await page.keyboard.insert_text(QUERY)
             assert await _editor_value(page, QUERY_EDITOR) == QUERY
+            # GraphiQL takes in an edit after a debounce, then stores the tab's query:
+            # once it is stored, Run runs it.
+            await page.wait_for_function(
+                """q => Object.keys(localStorage).some(
+                       k => (localStorage.getItem(k) || "").includes(q))""",
+                arg="priceCents currency",
+            )
 
             await page.click(RUN_BUTTON)
             await page.wait_for_function(
@@ -179,11 +211,12 @@ async def test_graphiql_renders_offline_and_runs_a_query(
         finally:
             await context.close()
 
-    assert "edges" in shown and "sku" in shown, shown
+    assert "edges" in shown and "priceCents" in shown, shown
     result = json.loads(shown)
     assert "errors" not in result, shown
     edges = result["data"]["products"]["edges"]
     assert edges and all(edge["node"]["sku"] for edge in edges), shown
+    assert all(edge["node"]["currency"] for edge in edges), shown
 
     # The headers editor content travelled with the HTTP request.
     assert graphql_posts, "GraphiQL sent no POST /graphql"

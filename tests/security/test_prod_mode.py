@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from graphql import GraphQLError
+from graphql import GraphQLError, get_introspection_query
 
 from api.app import build_app
 from api.errors import with_code
@@ -61,6 +61,7 @@ async def test_introspection_is_refused_in_prod(http: httpx.AsyncClient) -> None
         '{ __type(name: "Order") { fields { name } } }',
         "query Sneaky { products { edges { node { sku } } } ...S }\n"
         "fragment S on Query { __schema { queryType { name } } }",
+        get_introspection_query(descriptions=True),  # what tools send
     ):
         response = await http.post(
             "/graphql", json={"query": query}, headers={"Accept": GRAPHQL_RESPONSE}
@@ -71,6 +72,38 @@ async def test_introspection_is_refused_in_prod(http: httpx.AsyncClient) -> None
     # __typename is not introspection of the schema: clients (Apollo, Relay) rely on it.
     response = await http.post("/graphql", json={"query": "{ __typename }"})
     assert response.json()["data"] == {"__typename": "Query"}
+
+
+# Mistakes whose answers in dev suggest the names they were near.
+NEAR_MISSES = (
+    ("{ prodcts(first: 1) { edges { cursor } } }", None, "products"),
+    ("{ products(frist: 1) { edges { cursor } } }", None, "first"),
+    ("{ myOrders(status: PAYD) { edges { cursor } } }", None, "PAID"),
+    ("query($s: OrderStatus) { myOrders(status: $s) { edges { cursor } } }", {"s": "PAYD"}, "PAID"),
+    ("query($p: PlaceOrderInpt) { __typename }", None, "PlaceOrderInput"),
+    ("{ products(first: 1) { edges { nod { sku } } } }", None, "node"),
+)
+
+
+async def test_errors_make_no_suggestions_in_prod(
+    http: httpx.AsyncClient, dev_server: Server
+) -> None:
+    async with httpx.AsyncClient(
+        base_url=dev_server.base_url, timeout=TIMEOUT, trust_env=False
+    ) as dev:
+        for query, variables, near in NEAR_MISSES:
+            body: Json = {"query": query, "variables": variables}
+            prod_answer = await http.post("/graphql", json=body)
+            dev_answer = await dev.post("/graphql", json=body)
+            # In dev, the suggestion helps (and shows this test would see one).
+            assert "Did you mean" in dev_answer.text and near in dev_answer.text, dev_answer.text
+            errors = prod_answer.json()["errors"]
+            assert errors and errors[0]["extensions"]["code"] in (
+                "GRAPHQL_VALIDATION_FAILED",
+                "BAD_USER_INPUT",
+            ), errors
+            assert "Did you mean" not in prod_answer.text, prod_answer.text
+            assert near not in prod_answer.text, prod_answer.text
 
 
 @contextmanager

@@ -66,6 +66,12 @@ def ok(response: httpx.Response) -> Json:
 # -- depth -------------------------------------------------------------------------------
 
 
+def nested(levels: int) -> str:
+    """``levels`` data fields nested in each other (unknown ones: no valid path in this
+    schema is deeper than the limit, but the depth is refused before anything else)."""
+    return "{ " + "a { " * (levels - 1) + "b" + " }" * levels
+
+
 def of_type_chain(levels: int) -> str:
     """``__type`` introspection nested ``levels`` times under ``type``: depth levels + 4."""
     inner = "{ name }"
@@ -81,14 +87,56 @@ def fragment_chain(levels: int) -> str:
     return '{ __type(name: "Order") { fields { type { ...F0 } } } }\n' + "\n".join(fragments)
 
 
+def data_fragment_chain(levels: int) -> str:
+    """Data fields nested ``levels`` deep through fragments."""
+    fragments = [f"fragment D{i} on Query {{ a {{ ...D{i + 1} }} }}" for i in range(levels - 1)]
+    fragments.append(f"fragment D{levels - 1} on Query {{ b }}")
+    return "{ ...D0 }\n" + "\n".join(fragments)
+
+
 async def test_an_over_deep_query_is_refused(http: httpx.AsyncClient) -> None:
-    ok(await post(http, of_type_chain(8)))  # depth 12: the limit
-    ok(await post(http, fragment_chain(8)))
-    for query in (of_type_chain(9), of_type_chain(30), fragment_chain(9), fragment_chain(30)):
+    # Data: 12 levels are allowed (the fields do not exist: another error), 13 are not.
+    body = request_error(await post(http, nested(12)), 400, "GRAPHQL_VALIDATION_FAILED")
+    assert "QUERY_TOO_DEEP" not in error_codes(body), body
+    for query in (nested(13), nested(40), data_fragment_chain(13), data_fragment_chain(40)):
         body = request_error(await post(http, query), 400, "QUERY_TOO_DEEP")
         assert "depth" in body["errors"][0]["message"].lower(), body
     # application/json: the same error, status 200 (graphql-over-http), still no data
-    request_error(await post(http, of_type_chain(9), accept=JSON), 200, "QUERY_TOO_DEEP")
+    request_error(await post(http, nested(13), accept=JSON), 200, "QUERY_TOO_DEEP")
+
+
+async def test_introspection_has_its_own_depth_limit(http: httpx.AsyncClient) -> None:
+    # Standard introspection queries are 13 to 15 deep: allowed up to 20.
+    ok(await post(http, of_type_chain(16)))  # depth 20
+    ok(await post(http, fragment_chain(16)))
+    for query in (of_type_chain(17), of_type_chain(40), fragment_chain(17), fragment_chain(40)):
+        body = request_error(await post(http, query), 400, "QUERY_TOO_DEEP")
+        assert "introspection depth" in body["errors"][0]["message"].lower(), body
+
+
+async def test_abusive_introspection_is_refused(http: httpx.AsyncClient) -> None:
+    # Many introspection roots in one document.
+    ok(
+        await post(
+            http,
+            "{ " + " ".join(f"s{i}: __schema {{ queryType {{ name }} }}" for i in range(10)) + " }",
+        )
+    )
+    many = "{ " + " ".join(f"s{i}: __schema {{ queryType {{ name }} }}" for i in range(11)) + " }"
+    body = request_error(await post(http, many), 400, "QUERY_TOO_COSTLY")
+    assert "__schema/__type" in body["errors"][0]["message"], body
+    # Lists nested in lists, within the depth limit: the response would multiply.
+    lists = "{ __schema { types { fields { type { fields { type { fields { type { fields { name }"
+    lists += " } } } } } } } } }"
+    body = request_error(await post(http, lists), 400, "QUERY_TOO_COSTLY")
+    assert "introspection cost" in body["errors"][0]["message"].lower(), body
+    # The same roots spread through doubling fragments count once per spread.
+    tag = (
+        "{ ...I0 }\n"
+        + "\n".join(f"fragment I{i} on Query {{ ...I{i + 1} ...I{i + 1} }}" for i in range(5))
+        + "\nfragment I5 on Query { __schema { queryType { name } } }"
+    )
+    request_error(await post(http, tag), 400, "QUERY_TOO_COSTLY")
 
 
 # -- aliases -----------------------------------------------------------------------------
@@ -134,10 +182,9 @@ async def test_a_document_of_more_than_5000_tokens_is_refused(http: httpx.AsyncC
     ok(await post(http, "{ " + "__typename " * 400 + "}"))
     body = (await post(http, "{ " + "__typename " * 4990 + "}")).json()
     assert "QUERY_TOO_LARGE" not in error_codes(body), body
-    for fields in (5000, 20_000):
-        body = request_error(
-            await post(http, "{ " + "__typename " * fields + "}"), 400, "QUERY_TOO_LARGE"
-        )
+    # (20,000 short names: still under the limit in bytes, 64 KiB)
+    for query in ("{ " + "__typename " * 5000 + "}", "{ " + "a " * 20_000 + "}"):
+        body = request_error(await post(http, query), 400, "QUERY_TOO_LARGE")
         assert "5000 tokens" in body["errors"][0]["message"], body
     # punctuation counts: an argument list of 5000 values is as large
     values = ", ".join(["1"] * 5000)
@@ -174,6 +221,7 @@ async def test_a_too_costly_query_is_refused_before_it_runs(http: httpx.AsyncCli
     body = request_error(await post(http, query, {"n": 100}), 400, "QUERY_TOO_COSTLY")
     assert "cost" in body["errors"][0]["message"].lower(), body
     ok(await post(http, query, {"n": 10}))  # the same document, cheap variables: it runs
+
     ok(await post(http, f"{{ {costly('10')} }}"))
 
     # Nothing is left out by splitting it over fragments.
@@ -181,6 +229,19 @@ async def test_a_too_costly_query_is_refused_before_it_runs(http: httpx.AsyncCli
     fragment = "fragment Pages on Query { " + " ".join(f"f{i}: {page}" for i in range(13)) + " }"
     split = f"{{ {' '.join(f'p{i}: {page}' for i in range(12))} ...Pages }}\n{fragment}"
     request_error(await post(http, split), 400, "QUERY_TOO_COSTLY")
+
+
+async def test_the_cost_counts_a_variable_default(http: httpx.AsyncClient) -> None:
+    with_default = f"query($n: Int = 100) {{ {costly('$n')} }}"
+    request_error(await post(http, with_default), 400, "QUERY_TOO_COSTLY")
+    request_error(await post(http, with_default, {}), 400, "QUERY_TOO_COSTLY")
+    ok(await post(http, with_default, {"n": 10}))
+
+
+async def test_the_cost_counts_a_page_size_sent_as_a_float(http: httpx.AsyncClient) -> None:
+    query = f"query($n: Int) {{ {costly('$n')} }}"
+    request_error(await post(http, query, {"n": 100.0}), 400, "QUERY_TOO_COSTLY")
+    ok(await post(http, query, {"n": 10.0}))
 
 
 async def test_a_page_larger_than_100_is_bad_user_input(http: httpx.AsyncClient) -> None:

@@ -1,0 +1,141 @@
+"""Parsed and validated documents, kept by query text and bounded by the memory they hold.
+
+Strawberry's ParserCache and ValidationCache count entries, not bytes: a thousand large
+documents would all stay. Here a document is weighed by its text and its syntax tree
+(estimated from its token count), and the least recently used go first once the budget
+is spent. Documents longer than the query size limit are never parsed (graphql-core's
+``max_source_length``), so never kept either.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+from collections.abc import Collection, Iterator
+from typing import Any, cast
+
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    GraphQLError,
+    GraphQLSchema,
+    parse,
+    validate,
+)
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
+
+# Bytes of syntax tree per token, measured with graphql-core's parser (with locations).
+TREE_BYTES_PER_TOKEN = 600
+
+
+@dataclasses.dataclass(slots=True)
+class _Entry:
+    document: DocumentNode
+    weight: int
+    errors: list[GraphQLError] | None = None  # validation, once done
+
+
+class Documents:
+    """Least recently used first out, bounded by count and by estimated bytes."""
+
+    def __init__(self, *, max_bytes: int, max_entries: int = 1024) -> None:
+        self.max_bytes = max_bytes
+        self.max_entries = max_entries
+        self.bytes = 0
+        self._entries: collections.OrderedDict[str, _Entry] = collections.OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def parse(self, query: str, max_tokens: int, max_source_length: int) -> DocumentNode:
+        """The document of ``query``, parsed once; GraphQLError if it does not parse."""
+        entry = self._entries.get(query)
+        if entry is not None:
+            self._entries.move_to_end(query)
+            return entry.document
+        document = parse(query, max_tokens=max_tokens, max_source_length=max_source_length)
+        token_count: int = getattr(document, "token_count", len(query))
+        weight = 2 * len(query) + TREE_BYTES_PER_TOKEN * token_count
+        if weight <= self.max_bytes:
+            self._entries[query] = _Entry(document, weight)
+            self.bytes += weight
+            while self.bytes > self.max_bytes or len(self._entries) > self.max_entries:
+                _, evicted = self._entries.popitem(last=False)
+                self.bytes -= evicted.weight
+        return document
+
+    def validate(
+        self,
+        schema: GraphQLSchema,
+        query: str,
+        document: DocumentNode,
+        rules: Collection[type[ASTValidationRule]],
+        *,
+        hide_suggestions: bool,
+    ) -> list[GraphQLError]:
+        """The validation errors of a document from :meth:`parse`, found once (the rules
+        and options are the schema's own, the same for every call)."""
+        entry = self._entries.get(query)
+        if entry is not None and entry.document is document and entry.errors is not None:
+            return entry.errors
+        errors = validate(
+            schema,
+            document,
+            (*rules, MaybeNullValidationRule, OneOfInputValidationRule),
+            hide_suggestions=hide_suggestions,
+        )
+        if entry is not None and entry.document is document:
+            entry.errors = errors
+        return errors
+
+
+class DocumentCache(SchemaExtension):
+    """Parses and validates through :class:`Documents`, with the size limits.
+
+    ``hide_suggestions``: validation messages without "Did you mean ...?" (in prod, where
+    introspection is off, they would map the schema)."""
+
+    def __init__(
+        self,
+        documents: Documents,
+        *,
+        max_tokens: int,
+        max_query_bytes: int,
+        hide_suggestions: bool,
+    ) -> None:
+        self.documents = documents
+        self.max_tokens = max_tokens
+        self.max_query_bytes = max_query_bytes
+        self.hide_suggestions = hide_suggestions
+
+    def on_operation(self) -> Iterator[None]:
+        # Also what Strawberry's own parse uses, should the document not come from here.
+        options = cast("dict[str, Any]", self.execution_context.parse_options)
+        options.update(max_tokens=self.max_tokens, max_source_length=self.max_query_bytes)
+        yield
+
+    def on_parse(self) -> Iterator[None]:
+        ctx = self.execution_context
+        if ctx.graphql_document is None and ctx.query:
+            # If it does not parse, Strawberry parses it again and reports the error.
+            with contextlib.suppress(GraphQLError):
+                ctx.graphql_document = self.documents.parse(
+                    ctx.query, self.max_tokens, self.max_query_bytes
+                )
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        ctx = self.execution_context
+        document = ctx.graphql_document
+        if document is not None and ctx.pre_execution_errors is None:
+            ctx.pre_execution_errors = self.documents.validate(
+                ctx.schema._schema,
+                ctx.query or "",
+                document,
+                ctx.validation_rules,
+                hide_suggestions=self.hide_suggestions,
+            )
+        yield
