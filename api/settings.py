@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     # headers (431 beyond); seconds to receive a whole request body (408 and closed);
     # seconds an idle keep-alive connection stays open; bytes of one WebSocket message
     # (closed with 1009 beyond).
-    limit_concurrency: int = Field(default=2000, ge=0)
+    limit_concurrency: int = Field(default=10_000, ge=0)
     max_header_bytes: int = Field(default=64 * 1024, ge=1024)
     body_read_timeout: float = Field(default=10.0, gt=0)
     keep_alive_timeout: int = Field(default=5, ge=1)
