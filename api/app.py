@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hmac
 import logging
 from collections.abc import AsyncIterator
 
@@ -14,9 +15,10 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 
+from api.edge import BodyDeadline, HeaderLimit
 from api.graphiql import STATIC_PREFIX, static_app
 from api.http import graphiql_response, graphql_http
 from api.http_request import wants_html
@@ -37,8 +39,9 @@ GRAPHIQL_TOKEN_TTL = dt.timedelta(hours=12)
 
 
 def build_app(settings: Settings) -> Starlette:
-    if not settings.is_dev and settings.uses_dev_secret:
-        raise RuntimeError("SHOPFRONT_JWT_SECRET must be set when SHOPFRONT_ENV=prod")
+    problem = settings.startup_problem()
+    if problem is not None:
+        raise RuntimeError(problem)
     services = Services.create(settings)
     schema = build_schema(
         introspection=settings.is_dev,
@@ -84,6 +87,8 @@ def build_app(settings: Settings) -> Starlette:
         return JSONResponse({"status": "ready"})
 
     async def metrics_endpoint(request: Request) -> Response:
+        if not _may_see_metrics(settings, request):
+            return PlainTextResponse("Not Found", 404)  # as for any unknown path
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     app = Starlette(
@@ -109,6 +114,8 @@ def _middleware(settings: Settings, services: Services, metrics: Metrics) -> lis
         Middleware(RequestId),
         Middleware(MetricsMiddleware, metrics=metrics),
         Middleware(SecurityHeaders),
+        Middleware(HeaderLimit, max_bytes=settings.max_header_bytes),
+        Middleware(BodyDeadline, timeout=settings.body_read_timeout),
     ]
     if settings.cors_origins:
         stack.append(
@@ -125,6 +132,17 @@ def _middleware(settings: Settings, services: Services, metrics: Metrics) -> lis
         buckets = TokenBuckets(settings.rate_limit_per_second, settings.rate_limit_burst)
         stack.append(Middleware(RateLimit, authenticator=services.authenticator, buckets=buckets))
     return stack
+
+
+def _may_see_metrics(settings: Settings, request: Request) -> bool:
+    """/metrics with SHOPFRONT_METRICS_TOKEN set: to that bearer only; without it: to
+    anyone in dev, to nobody in prod (they show the traffic and the event log's size)."""
+    if settings.metrics_token is None:
+        return settings.is_dev
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        credentials.strip().encode(), settings.metrics_token.encode()
+    )
 
 
 async def _demo_headers(services: Services) -> str | None:

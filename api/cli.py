@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import gc
+import ipaddress
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
@@ -51,6 +52,29 @@ def tune_garbage_collector(young_threshold: int) -> None:
         gc.set_threshold(young_threshold, *gc.get_threshold()[1:])
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: it may resolve to anything
+        return False
+
+
+def exposed_dev_secret(settings: Settings, host: str) -> str | None:
+    """Why serving on ``host`` with these settings would hand out staff access: the
+    dev-only secret is in the repository, so anyone who can reach the server can sign
+    their own staff token. Fine on loopback (``make run``), refused elsewhere."""
+    if not settings.uses_dev_secret or is_loopback(host):
+        return None
+    return (
+        f"listening on {host} with the dev-only JWT secret, which is public: anyone who "
+        "can reach this address could sign a staff token. Set SHOPFRONT_JWT_SECRET "
+        "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))'), or listen "
+        "on 127.0.0.1"
+    )
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Listen address")] = None,
@@ -66,9 +90,12 @@ def serve(
     host, port = host or settings.host, port or settings.port
     configure(json_logs=not settings.is_dev, level=settings.log_level)
     try:
+        problem = exposed_dev_secret(settings, host)
+        if problem is not None:
+            raise RuntimeError(problem)
         app = build_app(settings)
     except (RuntimeError, ValueError) as error:
-        console.print(f"[red]Refusing to start:[/red] {error}")
+        console.print(f"[red]Refusing to start:[/red] {error}", soft_wrap=True)
         raise typer.Exit(2) from None
     console.print(f"Shopfront on http://{host}:{port}/graphql ({settings.env})")
     tune_garbage_collector(settings.gc_young_threshold)
@@ -80,6 +107,14 @@ def serve(
         log_config=None,
         access_log=settings.is_dev,
         ws_per_message_deflate=settings.websocket_compression,
+        ws_max_size=settings.websocket_max_message_bytes,
+        limit_concurrency=settings.limit_concurrency or None,
+        timeout_keep_alive=settings.keep_alive_timeout,
+        # h11's limit on a request's head (httptools has none: see api/edge.py).
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        # X-Forwarded-For rewrites the client address only from the proxies named.
+        proxy_headers=settings.forwarded_allow_ips is not None,
+        forwarded_allow_ips=settings.forwarded_allow_ips or "",
     )
 
 

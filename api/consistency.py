@@ -2,13 +2,17 @@
 
 A mutation hands back ``consistencyToken`` (the event-log position its result depends
 on); a later request sent with ``Shopfront-Consistency: <token>`` waits until the read
-models have reached that position, or fails with ``READ_MODEL_BEHIND``.
+models have reached that position, or fails with ``READ_MODEL_BEHIND``. A position
+beyond the head of the event log (re-read once to be sure) is refused at once with
+``BAD_USER_INPUT``: no mutation handed it out.
 """
 
 from __future__ import annotations
 
 HEADER = "shopfront-consistency"
 PREFIX = "sf1."
+# A token for a position the event log has not reached: not from one of our mutations.
+AHEAD_OF_LOG = "consistency token is ahead of the event log"
 
 
 def encode(position: int) -> str:

@@ -76,6 +76,9 @@ async def _await_consistency(request: Request, services: Services) -> dict[str, 
         position = consistency.decode(header)
     except ValueError as error:
         raise BadRequest(str(error)) from None
+    if position > services.runner.head and position > await services.runner.head_position():
+        # No write has reached this position (yet): no waiting for what may never come.
+        raise BadRequest(consistency.AHEAD_OF_LOG, code="BAD_USER_INPUT")
     timeout = services.settings.read_your_writes_timeout
     if await services.runner.wait_for(position, timeout):
         return None
@@ -235,6 +238,7 @@ async def graphql_http(request: Request, services: Services) -> Response:
     if cache_key is not None:
         entry = services.response_cache.get(cache_key)
         if entry is not None:
+            services.persisted_queries.register(query, params.extensions)
             return _respond_cached(entry, services, media_type)
         recording = services.response_cache.recording()
     schema = request.app.state.schema
@@ -288,6 +292,8 @@ async def graphql_http(request: Request, services: Services) -> Response:
         and all(error.path is None for error in result.errors)
     )
     if not is_request_error:
+        # Parsed, validated and ran for a caller whose token checked out: worth keeping.
+        services.persisted_queries.register(query, params.extensions)
         body["data"] = result.data
         if cache_key is not None and recording is not None and not result.errors:
             services.response_cache.put(cache_key, recording, result.data, result.extensions)

@@ -2,7 +2,9 @@
 version 1): a client may send ``extensions.persistedQuery = {version: 1, sha256Hash}``
 instead of the query text. A hash the server knows runs its query; an unknown one gets
 ``PERSISTED_QUERY_NOT_FOUND``, and the client sends the query with its hash once, which
-registers it (the hash must be the query's). GET works too, so that a persisted query is
+registers it (the hash must be the query's) once it has run: a document that does not
+parse or validate, or a request refused before running (a bad token), stores nothing.
+GET works too, so that a persisted query is
 a short, cacheable URL.
 
 Kept per process, least recently used first out, bounded by count and by bytes.
@@ -39,8 +41,9 @@ class PersistedQueries:
 
     def resolve(self, query: str | None, extensions: dict[str, Any] | None) -> str | None:
         """The query to run: ``query`` itself, or the persisted query that
-        ``extensions.persistedQuery`` names (registering ``query`` under its hash when
-        both are given). Raises BadRequest or PersistedQueryNotFound."""
+        ``extensions.persistedQuery`` names; when both are given, the hash must be the
+        query's (``register`` stores it after it ran). Raises BadRequest or
+        PersistedQueryNotFound."""
         persisted = None if extensions is None else extensions.get("persistedQuery")
         if persisted is None:
             return query
@@ -58,8 +61,14 @@ class PersistedQueries:
                 "extensions.persistedQuery.sha256Hash is not the SHA-256 of the query",
                 code="PERSISTED_QUERY_HASH_MISMATCH",
             )
-        self._remember(digest, query)
         return query
+
+    def register(self, query: str, extensions: dict[str, Any] | None) -> None:
+        """Keep ``query`` under the hash of ``extensions.persistedQuery``, if any: called
+        once it parsed, validated and ran, with ``resolve`` having checked the hash."""
+        persisted = None if extensions is None else extensions.get("persistedQuery")
+        if persisted is not None:
+            self._remember(_digest(persisted), query)
 
     def _remember(self, digest: str, query: str) -> None:
         if digest in self._queries:

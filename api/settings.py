@@ -8,6 +8,8 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "shopfront-dev-only-secret-do-not-use-in-production"
+# RFC 7518, 3.2: an HS256 key at least as long as the hash output.
+MIN_JWT_SECRET_BYTES = 32
 
 
 class Settings(BaseSettings):
@@ -23,6 +25,7 @@ class Settings(BaseSettings):
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     env: Literal["dev", "prod"] = "dev"
+    # `shopfront serve` refuses a non-loopback address while the dev-only secret is in use.
     host: str = "127.0.0.1"
     port: int = 8000
     # How long a mutation waits for the read models to reach its events (read-your-writes).
@@ -53,6 +56,23 @@ class Settings(BaseSettings):
     # messages of a few hundred bytes; off unless asked for.
     websocket_compression: bool = False
     log_level: str = "info"
+    # `shopfront serve`'s limits on slow or greedy clients (docs/operations.md): open
+    # connections and tasks before new ones get 503 (0: none); the bytes of a request's
+    # headers (431 beyond); seconds to receive a whole request body (408 and closed);
+    # seconds an idle keep-alive connection stays open; bytes of one WebSocket message
+    # (closed with 1009 beyond).
+    limit_concurrency: int = Field(default=10_000, ge=0)
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    body_read_timeout: float = Field(default=10.0, gt=0)
+    keep_alive_timeout: int = Field(default=5, ge=1)
+    websocket_max_message_bytes: int = Field(default=2**20, ge=1024)
+    # Addresses of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed
+    # (comma-separated IPs or networks, "*" for any); unset: none, the peer's address is
+    # the client's (rate limits, logs).
+    forwarded_allow_ips: str | None = None
+    # /metrics: served to `Authorization: Bearer <this>` only, when set; unset: public in
+    # dev, not served (404) in prod.
+    metrics_token: str | None = None
     # `shopfront serve`: objects allocated between two young garbage collections (Python's
     # default is 700); 0 leaves Python's. Fewer young collections: placeOrder +12%, the
     # broadcast to 1,000 subscribers p99 -15% (docs/performance.md).
@@ -68,3 +88,22 @@ class Settings(BaseSettings):
     @property
     def uses_dev_secret(self) -> bool:
         return self.jwt_algorithm == "HS256" and self.jwt_secret == DEV_JWT_SECRET
+
+    def startup_problem(self) -> str | None:
+        """Why a server must not start with these settings, or None."""
+        if self.is_dev:
+            return None
+        if self.uses_dev_secret:
+            return "SHOPFRONT_JWT_SECRET must be set when SHOPFRONT_ENV=prod"
+        if self.jwt_algorithm == "HS256" and len(self.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
+            return (
+                f"SHOPFRONT_JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes when "
+                "SHOPFRONT_ENV=prod (e.g. python -c "
+                "'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        if self.test_crash_before_commit:
+            return (
+                "SHOPFRONT_TEST_CRASH_BEFORE_COMMIT is a test-only fault hook (it kills the "
+                "process): unset it when SHOPFRONT_ENV=prod"
+            )
+        return None

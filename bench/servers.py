@@ -12,6 +12,7 @@ from bench import procs
 from bench.dataset import db_env, sqlite_url
 
 JWT_SECRET = "bench-secret-" + "x" * 40  # loopback only; tokens are made by the bench
+METRICS_TOKEN = "bench-metrics-" + "m" * 32  # /metrics is served in prod only to this bearer
 
 
 def shopfront_env(folder: Path) -> dict[str, str]:
@@ -24,6 +25,9 @@ def shopfront_env(folder: Path) -> dict[str, str]:
         "SHOPFRONT_RATE_LIMIT_PER_SECOND": "0",
         "SHOPFRONT_MAX_WEBSOCKETS_PER_IDENTITY": "1000000",
         "SHOPFRONT_MAX_SUBSCRIPTIONS_PER_IDENTITY": "1000000",
+        # The memory phase holds 10,000 idle sockets at once, more than the default cap.
+        "SHOPFRONT_LIMIT_CONCURRENCY": "0",
+        "SHOPFRONT_METRICS_TOKEN": METRICS_TOKEN,
     }
 
 
@@ -70,9 +74,15 @@ def start_baseline(folder: Path, log: Path) -> tuple[subprocess.Popen[bytes], st
     return process, base
 
 
+def _metrics_request(base: str) -> urllib.request.Request:
+    return urllib.request.Request(
+        base + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+    )
+
+
 def live_subscriptions(base: str) -> int:
     """The ``shopfront_subscriptions`` gauge of /metrics."""
-    with urllib.request.urlopen(base + "/metrics", timeout=10) as answer:
+    with urllib.request.urlopen(_metrics_request(base), timeout=10) as answer:
         for line in answer.read().decode().splitlines():
             if line.startswith("shopfront_subscriptions "):
                 return int(float(line.split()[1]))
@@ -81,7 +91,7 @@ def live_subscriptions(base: str) -> int:
 
 def cache_lookups(base: str) -> tuple[float, float]:
     """(hits, misses) of the server's response cache so far, from /metrics."""
-    with urllib.request.urlopen(base + "/metrics", timeout=30) as response:
+    with urllib.request.urlopen(_metrics_request(base), timeout=30) as response:
         text = response.read().decode()
     counts = {"hit": 0.0, "miss": 0.0}
     for line in text.splitlines():

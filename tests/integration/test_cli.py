@@ -8,8 +8,10 @@ import re
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -18,7 +20,14 @@ from api.database import create_sync_engine
 from domain import write_tables as w
 from projections import read_tables as r
 from projections.registry import PROJECTORS
-from tests.conftest import ROOT, TEST_SECRET, fresh_settings
+from tests.conftest import (
+    ROOT,
+    TEST_SECRET,
+    _env_for,
+    free_port,
+    fresh_settings,
+    stop_server,
+)
 from tests.integration.integration_support import checkpoints, snapshot
 
 JWT = re.compile(r"^[\w-]+\.[\w-]+\.[\w-]+$")
@@ -207,3 +216,81 @@ def test_export_schema_matches_the_committed_schema(tmp_path: Path) -> None:
         pytest.skip("no schema.graphql committed")
     out = _shop(tmp_path).ok("export-schema")
     assert out == committed.read_text()
+
+
+# -- `shopfront serve`: start-up refusals ------------------------------------------------------
+
+
+def _serve(template_dir: Path, work: Path, host: str, **env: str | None) -> tuple[int | None, str]:
+    """``shopfront serve --host host`` on a free port and its own databases, with ``env``
+    on top (None: left unset), run from ``work`` (no .env file): (its exit code, or None
+    if it served /readyz instead and was stopped; its output)."""
+    full_env = _env_for(fresh_settings(template_dir, work / "db"))
+    full_env["PYTHONPATH"] = str(ROOT)
+    full_env["COLUMNS"] = "200"  # rich wraps its messages at the terminal width
+    for name, value in env.items():
+        if value is None:
+            full_env.pop(name, None)
+        else:
+            full_env[name] = value
+    port, log = free_port(), work / "serve.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "api", "serve", "--host", host, "--port", str(port)],
+            cwd=work,
+            env=full_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 60
+    try:
+        while process.poll() is None and time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    return None, log.read_text()
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+    finally:
+        if process.poll() is None:
+            stop_server(process)
+    return process.returncode, log.read_text()
+
+
+def test_serve_refuses_the_dev_secret_on_a_network_address(
+    template_dir: Path, tmp_path: Path
+) -> None:
+    # Refused before it binds: nothing listens beyond loopback, even for a moment.
+    code, out = _serve(template_dir, tmp_path, "0.0.0.0", SHOPFRONT_JWT_SECRET=None)
+    assert code == 2, out
+    assert "Refusing to start" in out and "dev-only JWT secret" in out, out
+    assert "Set SHOPFRONT_JWT_SECRET" in out, out
+    assert "Traceback" not in out
+
+
+def test_serve_with_the_dev_secret_on_loopback_still_starts(
+    template_dir: Path, tmp_path: Path
+) -> None:
+    code, out = _serve(template_dir, tmp_path, "127.0.0.1", SHOPFRONT_JWT_SECRET=None)
+    assert code is None, out  # it served /readyz
+    assert "dev-only secret" in out  # the start-up warning
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SHOPFRONT_JWT_SECRET": "short-but-not-the-dev-one"}, "at least 32 bytes"),
+        (
+            {"SHOPFRONT_TEST_CRASH_BEFORE_COMMIT": "order_detail"},
+            "SHOPFRONT_TEST_CRASH_BEFORE_COMMIT is a test-only fault hook",
+        ),
+    ],
+    ids=["short-secret", "crash-hook"],
+)
+def test_serve_in_prod_refuses_unsafe_settings(
+    template_dir: Path, tmp_path: Path, env: dict[str, str], message: str
+) -> None:
+    code, out = _serve(template_dir, tmp_path, "127.0.0.1", SHOPFRONT_ENV="prod", **env)
+    assert code == 2, out
+    assert "Refusing to start" in out and message in out, out
+    assert "Traceback" not in out
