@@ -115,6 +115,8 @@ class ProjectionRunner:
         # projections have been behind, without reading the event log again.
         self._head_seen: collections.deque[tuple[int, float]] = collections.deque()
         self._wake = asyncio.Event()
+        # Callers inside ``wait_for`` right now (tests see a request waiting on it).
+        self.waiting = 0
         self._advanced = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         # The last publish scheduled: each waits for the one before (commit order).
@@ -407,11 +409,14 @@ class ProjectionRunner:
         if reached():
             return True
         self._wake.set()
+        self.waiting += 1
         try:
             async with asyncio.timeout(timeout), self._advanced:
                 await self._advanced.wait_for(reached)
         except TimeoutError:
             return False
+        finally:
+            self.waiting -= 1
         return True
 
     @property
