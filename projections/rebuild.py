@@ -31,6 +31,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -59,6 +60,12 @@ CHUNK = 20_000  # rows per write transaction when held rows are written outside 
 GC_YOUNG_THRESHOLD = 50_000
 HELPED = frozenset({"order_detail"})  # built by a helper process when the log is large
 HELPER_MIN_EVENTS = 50_000  # below this, starting a process costs more than it saves
+# Test-only: a file path. With it set, a rebuild whose shadow tables are built creates
+# "<path>.held" and waits (up to HOLD_TIMEOUT s) for "<path>" before its swap, so that a
+# test can prove reads and writes went on while a rebuild was under way. Never set it in
+# production.
+HOLD_BEFORE_SWAP_ENV = "SHOPFRONT_TEST_HOLD_REBUILD_BEFORE_SWAP"
+HOLD_TIMEOUT = 60.0
 # Test-only fault injection: the helper process kills itself (SIGKILL) after reading this
 # many batches. Never set it in production.
 HELPER_CRASH_AFTER_BATCHES: int | None = None
@@ -196,6 +203,7 @@ def _rebuild(
         else:
             built = _replay(log, conn, shadowed, 0, None, commit_each=True)
             _flush(conn, shadowed, CHUNK, full_only=False)  # most rows written before the swap
+        _hold_before_swap()
         with conn.begin():  # BEGIN IMMEDIATE: the live runner waits from here on
             live_position = conn.scalar(
                 sa.select(sa.func.max(checkpoints.c.position)).where(checkpoints.c.name.in_(names))
@@ -211,6 +219,18 @@ def _rebuild(
                 .values(position=target, generation=checkpoints.c.generation + 1)
             )
     return target
+
+
+def _hold_before_swap() -> None:
+    """See HOLD_BEFORE_SWAP_ENV."""
+    release = os.environ.get(HOLD_BEFORE_SWAP_ENV)
+    if not release:
+        return
+    with open(f"{release}.held", "w"):
+        pass
+    deadline = time.monotonic() + HOLD_TIMEOUT
+    while not os.path.exists(release) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def _helped(projectors: Mapping[str, Projector], events: int, minimum: int | None) -> list[str]:

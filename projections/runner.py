@@ -117,6 +117,8 @@ class ProjectionRunner:
         self._wake = asyncio.Event()
         # Callers inside ``wait_for`` right now (tests see a request waiting on it).
         self.waiting = 0
+        # The loop found nothing to do and sleeps until woken or its next poll (tests).
+        self.idle = False
         self._advanced = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         # The last publish scheduled: each waits for the one before (commit order).
@@ -243,9 +245,13 @@ class ProjectionRunner:
             if not advanced:
                 # asyncio.timeout, not wait_for: a cancel arriving as the wake-up does
                 # left 3.11's wait_for waiting forever (seen: stop() right after rebuild()).
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.poll_interval):
-                        await self._wake.wait()
+                self.idle = True
+                try:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self.poll_interval):
+                            await self._wake.wait()
+                finally:
+                    self.idle = False
 
     async def step(self) -> int:
         """Apply the next batch to every projector behind; return how many events moved
