@@ -143,6 +143,8 @@ def _start_in_process(settings: Settings, port: int) -> Callable[[], None]:
                 log_level=settings.log_level,
                 log_config=None,
                 access_log=False,
+                # as `shopfront serve` passes it (off unless SHOPFRONT_WEBSOCKET_COMPRESSION)
+                ws_per_message_deflate=settings.websocket_compression,
             )
             servers.append(uvicorn.Server(config))
             servers[0].run()
