@@ -21,6 +21,8 @@ class HighWater:
         # projections have been behind, without reading the event log again.
         self._seen: collections.deque[tuple[int, float]] = collections.deque()
         self._advanced = asyncio.Condition()
+        # Callers inside ``wait_for`` right now (tests see a request waiting on it).
+        self.waiting = 0
 
     def observe(self, position: int) -> None:
         """The log is known to reach at least ``position``."""
@@ -52,9 +54,12 @@ class HighWater:
         if reached():
             return True
         self._wake()
+        self.waiting += 1
         try:
             async with asyncio.timeout(timeout), self._advanced:
                 await self._advanced.wait_for(reached)
         except TimeoutError:
             return False
+        finally:
+            self.waiting -= 1
         return True

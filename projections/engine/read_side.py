@@ -44,6 +44,11 @@ class ReadSide(Tail):
         """Wait until every projector has applied ``position``; False on timeout."""
         return await self.high_water.wait_for(position, timeout)
 
+    @property
+    def waiting(self) -> int:
+        """How many callers are inside ``wait_for`` now."""
+        return self.high_water.waiting
+
     def committed_order(self, order_id: str, position: int) -> Mapping[str, Any] | None:
         """The order's document as the order detail projection committed it, if this
         process committed it recently and at or after the event at ``position``: what

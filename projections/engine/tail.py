@@ -64,6 +64,8 @@ class Tail:
         self.high_water = HighWater(lambda: self.position, self._wake_up)
         self._kill_hook = KillHook(crash_before_commit)
         self._wake = asyncio.Event()
+        # The loop found nothing to do and sleeps until woken or its next poll (tests).
+        self.idle = False
         self._task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="shopfront-projector")
         # When the steps next read the generations (monotonic time): once per poll.
@@ -145,9 +147,13 @@ class Tail:
             if not advanced:
                 # asyncio.timeout, not wait_for: a cancel arriving as the wake-up does can
                 # leave 3.11's wait_for waiting forever.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.poll_interval):
-                        await self._wake.wait()
+                self.idle = True
+                try:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self.poll_interval):
+                            await self._wake.wait()
+                finally:
+                    self.idle = False
 
     async def step(self) -> int:
         """Apply the next batch to every projector behind; return how many events moved

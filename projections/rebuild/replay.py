@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import os
+import time
 from collections.abc import Iterator, Mapping
 
 from sqlalchemy import Engine
@@ -38,6 +40,24 @@ HELPER_MIN_EVENTS = 50_000  # below this, starting a process costs more than it 
 # Test-only fault injection: the helper process kills itself (SIGKILL) after reading this
 # many batches. Never set it in production.
 HELPER_CRASH_AFTER_BATCHES: int | None = None
+# Test-only: a file path. With it set, a rebuild whose shadow tables are built creates
+# "<path>.held" and waits (up to HOLD_TIMEOUT s) for "<path>" before its swap, so that a
+# test can prove reads and writes went on while a rebuild was under way. Never set it in
+# production.
+HOLD_BEFORE_SWAP_ENV = "SHOPFRONT_TEST_HOLD_REBUILD_BEFORE_SWAP"
+HOLD_TIMEOUT = 60.0
+
+
+def hold_before_swap() -> None:
+    """See HOLD_BEFORE_SWAP_ENV."""
+    release = os.environ.get(HOLD_BEFORE_SWAP_ENV)
+    if not release:
+        return
+    with open(f"{release}.held", "w"):
+        pass
+    deadline = time.monotonic() + HOLD_TIMEOUT
+    while not os.path.exists(release) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def batches(log: Engine, after: int, until: int | None) -> Iterator[list[StoredEvent[Event]]]:

@@ -67,6 +67,7 @@ def _rebuild(
             replay._flush(
                 conn, shadowed, replay.CHUNK, full_only=False
             )  # most rows written before the swap
+        replay.hold_before_swap()
         with conn.begin():  # BEGIN IMMEDIATE: the live runner waits from here on
             live_position = conn.scalar(
                 sa.select(sa.func.max(checkpoints.c.position)).where(checkpoints.c.name.in_(names))

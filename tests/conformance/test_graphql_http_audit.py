@@ -7,55 +7,31 @@ of them, so this test wants every audit "ok": no error, no warning and no notice
 notices cover optional behaviour we do implement, such as JSON ``variables`` in a GET
 query string; losing one would be a regression).
 
-Node.js (>= 18, for the global ``fetch``) and npm are needed: without them the test is
-skipped on a developer machine and fails on CI (``CI=true``). ``npm ci`` installs the
-pinned packages (package-lock.json) when node_modules is missing or out of date.
+Node.js (>= 18, for the global ``fetch``) and npm are needed: ``make test-deps`` installs
+them, and without them the test fails (``tests/required_tools.py``). ``npm ci`` installs
+the pinned packages (package-lock.json) when node_modules is missing or out of date.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
-from typing import Any, NoReturn, Protocol
+from typing import Any, Protocol
 
 import pytest
+
+from tests import required_tools
 
 HERE = Path(__file__).resolve().parent
 LOCKFILE = HERE / "package-lock.json"
 NODE_MODULES = HERE / "node_modules"
-MIN_NODE_MAJOR = 18
 NPM_CI_TIMEOUT = 300
 AUDIT_TIMEOUT = 120
 
 
 class LiveAppLike(Protocol):
     base_url: str
-
-
-def _unavailable(reason: str) -> NoReturn:
-    """No usable Node/npm: a failure on CI, a skip elsewhere."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (required on CI: scripts/install-test-deps.sh installs it)")
-    pytest.skip(reason)
-
-
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        _unavailable(f"'{name}' is not on PATH: the graphql-http audit needs Node.js and npm")
-    return path
-
-
-def _check_node_version(node: str) -> None:
-    version = subprocess.run(
-        [node, "--version"], capture_output=True, text=True, timeout=30, check=True
-    ).stdout.strip()
-    major = int(version.lstrip("v").split(".")[0])
-    if major < MIN_NODE_MAJOR:
-        _unavailable(f"Node.js {version} is too old: the audit needs >= {MIN_NODE_MAJOR}")
 
 
 def _installed_matches_lockfile() -> bool:
@@ -113,9 +89,8 @@ def _run_audit(node: str, url: str) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def node() -> str:
     """Node.js with the audit's packages installed; requested before ``live_app`` so that
-    a machine without Node skips (or CI fails) before a server is started."""
-    node, npm = _tool("node"), _tool("npm")
-    _check_node_version(node)
+    a machine without Node fails before a server is started."""
+    node, npm = required_tools.node_and_npm()
     _ensure_node_modules(npm)
     return node
 

@@ -26,7 +26,9 @@ from domain import write_tables as w
 from domain.bus import CommandBus, CommandResult
 from domain.model import EMAIL_PATTERN, DomainError, OrderStatus
 from projections import read_tables as r
+from projections.engine.event_source import head_position
 from projections.engine.read_side import ReadSide as ProjectionRunner
+from projections.rebuild import swap
 from projections.registry import PROJECTORS
 
 STAFF = c.Actor("staff-test", "staff")
@@ -75,10 +77,11 @@ def fresh_read_db(template_dir: Path, target: Path) -> str:
     return f"sqlite+aiosqlite:///{target}/read.db"
 
 
-async def rebuild_snapshot(
+async def replay_snapshot(
     template_dir: Path, target: Path, log_engine: Engine, *, batch_size: int = 500
 ) -> Snapshot:
-    """Project the whole event log from scratch into a fresh read database, and snapshot it."""
+    """Project the whole event log from scratch into a fresh read database with the live
+    runner's own loop (``catch_up``), and snapshot it: the oracle a rebuild is held to."""
     engine = create_sync_engine(fresh_read_db(template_dir, target), "projector")
     runner = ProjectionRunner(log_engine, engine, PROJECTORS, batch_size=batch_size)
     try:
@@ -87,6 +90,20 @@ async def rebuild_snapshot(
         return await asyncio.to_thread(snapshot, engine)
     finally:
         runner.close()
+        engine.dispose()
+
+
+async def rebuild_snapshot(template_dir: Path, target: Path, log_engine: Engine) -> Snapshot:
+    """Rebuild every projection from the whole event log into a fresh read database with
+    ``projections/rebuild/swap.py`` (what ``shopfront projections rebuild`` runs: replay into
+    shadow tables, swap them in), and snapshot it."""
+    engine = create_sync_engine(fresh_read_db(template_dir, target), "projector")
+    try:
+        position = await asyncio.to_thread(swap.rebuild, log_engine, engine, PROJECTORS)
+        with log_engine.connect() as conn:
+            assert position == head_position(conn), "the rebuild stopped short of the head"
+        return await asyncio.to_thread(snapshot, engine)
+    finally:
         engine.dispose()
 
 

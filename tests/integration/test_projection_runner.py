@@ -203,6 +203,14 @@ async def test_a_crash_mid_batch_leaves_neither_rows_nor_checkpoint(rig: Rig) ->
 
 
 # -- waking: notify at once, poll for other processes ----------------------------------------
+async def until_idle(runner: ProjectionRunner, timeout: float = 10.0) -> None:
+    """Wait (bounded) until the runner's loop has found nothing to do and sleeps."""
+    deadline = time.monotonic() + timeout
+    while not runner.idle:
+        assert time.monotonic() < deadline, "the runner never went idle"
+        await asyncio.sleep(0.005)
+
+
 async def test_notify_wakes_the_runner_without_waiting_for_the_poll(
     template_dir: Path, tmp_path: Path
 ) -> None:
@@ -210,14 +218,15 @@ async def test_notify_wakes_the_runner_without_waiting_for_the_poll(
     services = Services.create(settings)
     await services.start()
     try:
-        await asyncio.sleep(0.1)  # the loop has found nothing to do and sleeps for 30 s
         for n in range(3):
+            # The loop has found nothing to do and sleeps for 30 s.
+            await until_idle(services.runner)
             start = time.monotonic()
             result = await services.bus.execute(c.AddProduct(STAFF, f"FAST-{n}", "Fast", 100, 1))
             assert result.position is not None
             # Watch the position without calling wait_for (which would wake the loop too).
             while services.runner.position < result.position:
-                assert time.monotonic() - start < 1.0, "the runner waited for its poll"
+                assert time.monotonic() - start < 10.0, "the runner waited for its poll"
                 await asyncio.sleep(0.005)
             assert await services.runner.wait_for(result.position, 1.0)
     finally:
@@ -228,12 +237,12 @@ async def test_events_from_another_process_are_polled(services: Services, rig: R
     """``rig.bus`` is another process's bus on the same database: nobody notifies the
     runner of ``services``; its poll (0.2 s in these settings) must find the events."""
     poll = services.settings.projection_poll_interval
-    await asyncio.sleep(poll)  # let the loop go idle
+    await until_idle(services.runner)
     result = await rig.bus.execute(c.AddProduct(STAFF, "ELSEWHERE-1", "Remote", 100, 1))
     assert result.position is not None
     start = time.monotonic()
     while services.runner.position < result.position:
-        assert time.monotonic() - start < poll + 1.0, "the poll did not pick up the event"
+        assert time.monotonic() - start < poll + 10.0, "the poll did not pick up the event"
         await asyncio.sleep(0.01)
     async with services.read_engine.connect() as conn:
         sku = await conn.scalar(sa.select(r.catalog_products.c.sku))

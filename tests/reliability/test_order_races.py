@@ -24,6 +24,7 @@ from api.ids import raw_id_of
 from tests.conftest import LiveApp
 from tests.reliability.support import (
     CANCEL,
+    DELIVER,
     GET_ORDER,
     PAY,
     SHIP,
@@ -207,3 +208,47 @@ async def test_stale_expected_version_is_refused_and_changes_nothing(live_app: L
         )["cancelOrder"]
         assert fresh["userErrors"] == [], fresh
         assert (fresh["order"]["status"], fresh["order"]["version"]) == ("CANCELLED", 3), fresh
+
+
+@pytest.mark.timeout(30)
+async def test_stale_expected_version_on_deliver_is_refused(live_app: LiveApp) -> None:
+    write_db = sqlite_path(live_app.env["SHOPFRONT_WRITE_DATABASE_URL"])
+    staff = staff_token("staff-races")
+    sku = f"DELIVER-{time.time_ns()}"
+    async with httpx.AsyncClient(base_url=live_app.base_url, timeout=10, trust_env=False) as http:
+        await add_product(http, staff, sku, 1500, 100)
+        token, _ = await register(http, "Deliver customer")
+        order = await place(http, token, {sku: 1})
+        await graphql(http, PAY, {"input": {"orderId": order["id"]}}, token)
+        ship_input = {"orderId": order["id"], "carrier": "DHL", "trackingNumber": "TRK-D"}
+        shipped = (await graphql(http, SHIP, {"input": ship_input}, staff))["shipOrder"]
+        assert shipped["order"]["version"] == 3, shipped
+        raw_id = raw_id_of("Order", order["id"])
+        assert raw_id is not None
+
+        # Staff holding version 2 (PAID, before the shipment): refused, nothing written.
+        for stale in (2, 4):
+            refused = (
+                await graphql(
+                    http,
+                    DELIVER,
+                    {"input": {"orderId": order["id"], "expectedVersion": stale}},
+                    staff,
+                )
+            )["deliverOrder"]
+            assert refused["order"] is None, refused
+            assert [e["code"] for e in refused["userErrors"]] == ["VERSION_CONFLICT"], refused
+            assert refused["userErrors"][0]["field"] == "expectedVersion", refused
+        assert "OrderDelivered" not in event_counts(write_db, f"order-{raw_id}")
+        assert query_rows(
+            write_db, "SELECT status, version FROM orders WHERE id = ?", (raw_id,)
+        ) == [{"status": "SHIPPED", "version": 3}]
+
+        # With the current version it goes through.
+        delivered = (
+            await graphql(
+                http, DELIVER, {"input": {"orderId": order["id"], "expectedVersion": 3}}, staff
+            )
+        )["deliverOrder"]
+        assert delivered["userErrors"] == [], delivered
+        assert (delivered["order"]["status"], delivered["order"]["version"]) == ("DELIVERED", 4)

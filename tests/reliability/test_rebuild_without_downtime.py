@@ -20,6 +20,7 @@ import asyncio
 import dataclasses
 import random
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from api.ids import raw_id_of
 from api.seed import seed
 from api.services import Services
 from api.settings import Settings
+from projections.rebuild.replay import HOLD_BEFORE_SWAP_ENV
 from projections.registry import PROJECTORS
 from tests.conftest import _env_for, fresh_settings
 from tests.reliability.support import (
@@ -58,6 +60,10 @@ PRODUCTS = 40
 WRITER_LIMIT = 35  # orders the writer may add: the history stays within one page of 100
 READERS = 2
 BUSY_WRITERS = 2
+# Reads of all three screens, and orders acknowledged, while the rebuild is held before
+# its swap.
+MIN_READS_DURING = 4 * READERS
+MIN_WRITES_DURING = 3
 CATALOG = "{ products(first: 100) { edges { node { sku name priceCents currency } } } }"
 HISTORY = "{ myOrders(first: 100) { edges { node { id status version totalCents } } } }"
 
@@ -77,6 +83,8 @@ class Shared:
     staff: str
     acknowledged: list[str] = dataclasses.field(default_factory=list)  # writer's order ids
     acknowledged_at: list[float] = dataclasses.field(default_factory=list)
+    # when each order of the busy writers was acknowledged
+    busy_at: list[float] = dataclasses.field(default_factory=list)
     observed: list[Observed] = dataclasses.field(default_factory=list)
     stop: bool = False
 
@@ -109,6 +117,20 @@ async def reader(base_url: str, shared: Shared) -> None:
             assert board["topProducts"], board
             last_history, last_orders = len(ids), count
             shared.observed.append(Observed(at, len(products), len(ids), count))
+
+
+async def until(
+    condition: Callable[[], bool],
+    failure: str,
+    clients: Sequence[asyncio.Task[Any]] = (),
+    timeout: float = 30.0,
+) -> None:
+    """Wait (bounded) for ``condition``; a client that stopped fails at once."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert not any(t.done() for t in clients), "a client stopped"
+        assert time.monotonic() < deadline, failure
+        await asyncio.sleep(0.02)
 
 
 async def writer(base_url: str, shared: Shared, rng: random.Random) -> int:
@@ -155,6 +177,7 @@ async def busy_writer(base_url: str, shared: Shared, token: str, rng: random.Ran
         while not shared.stop:
             order = await place(http, token, {rng.choice(skus): 1})
             assert order["status"] == "PLACED", order
+            shared.busy_at.append(time.monotonic())
             placed += 1
     return placed
 
@@ -201,12 +224,36 @@ async def test_rebuild_all_projections_while_serving(template_dir: Path, tmp_pat
                 assert not any(t.done() for t in [*readers, write, *busy]), "a client stopped"
                 await asyncio.sleep(0.05)
             rebuild_from = time.monotonic()
-            rebuild = await run_cli(env, "projections", "rebuild")
+            # The rebuild holds before its swap (shadows built, the old rows still live)
+            # until full-screen reads and acknowledged writes have gone on meanwhile.
+            release = tmp_path / "release-rebuild"
+            rebuilding = asyncio.create_task(
+                run_cli({**env, HOLD_BEFORE_SWAP_ENV: str(release)}, "projections", "rebuild")
+            )
+            held = Path(f"{release}.held")
+            await until(lambda: held.exists() or rebuilding.done(), "the rebuild never held")
+            assert not rebuilding.done(), cli_output(rebuilding.result())
+            held_at = time.monotonic()
+            await until(
+                lambda: (
+                    sum(o.at > held_at for o in shared.observed) >= MIN_READS_DURING
+                    and sum(at > held_at for at in shared.busy_at) >= MIN_WRITES_DURING
+                ),
+                "no reads or writes while the rebuild held",
+                [*readers, write, *busy],
+            )
+            release.touch()
+            rebuild = await rebuilding
             rebuild_until = time.monotonic()
             assert rebuild.returncode == 0, cli_output(rebuild)
             assert rebuild.stdout.startswith("Rebuilt "), cli_output(rebuild)
             assert all(name in rebuild.stdout for name in PROJECTORS), cli_output(rebuild)
-            await asyncio.sleep(0.3)  # and a little after the swap
+            # and some reads after the swap
+            await until(
+                lambda: sum(o.at > rebuild_until for o in shared.observed) >= READERS,
+                "no reads after the swap",
+                [*readers, write, *busy],
+            )
         finally:
             shared.stop = True
             outcomes: list[Any] = await asyncio.wait_for(
@@ -217,11 +264,13 @@ async def test_rebuild_all_projections_while_serving(template_dir: Path, tmp_pat
                 raise outcome
         written = outcomes[-1]
         during = [o for o in shared.observed if rebuild_from <= o.at <= rebuild_until]
-        assert len(during) >= 20, f"only {len(during)} reads overlapped the rebuild"
+        assert len(during) >= MIN_READS_DURING, f"{len(during)} reads overlapped the rebuild"
         writes_during = sum(
-            1 for at in shared.acknowledged_at if rebuild_from <= at <= rebuild_until
+            1
+            for at in [*shared.acknowledged_at, *shared.busy_at]
+            if rebuild_from <= at <= rebuild_until
         )
-        assert writes_during >= 3, f"the writer placed only {writes_during} orders during it"
+        assert writes_during >= MIN_WRITES_DURING, f"{writes_during} orders placed during it"
 
         async with server.client() as http:
             states = await wait_caught_up(http, shared.staff)

@@ -11,7 +11,7 @@ Where a test needs to know that an answer really came from the cache, it reads t
 and miss counters at /metrics (this server's own, nobody else asks it anything).
 
 Mechanisms under test: api.response_cache with api.http (lookup before executing, put
-after), the tables recorded by api.readers.fetch_all (DataLoader batches included), the
+after), the tables recorded by projections.reads.fetch_all (DataLoader batches included), the
 runner's (generation, position) per projector, and the generation bumped by
 ``shopfront projections rebuild`` and ``retry``.
 """
@@ -263,8 +263,8 @@ async def test_concurrent_readers_never_hide_an_acknowledged_write(
         ]
         try:
             for _ in range(STRESS_ORDERS):
-                await asyncio.sleep(0.1)  # the readers cache the current answers
-                assert not any(r.done() for r in readers), "a reader stopped"
+                # The readers cache the current answers and are served from the cache.
+                await hits_reach(http, (await counts(http)).hits + 3, readers)
                 order = await place(http, token, {"CACHE-BUSY": 1})
                 acknowledged.append(order["id"])
                 mine = order_ids(await graphql(http, MY_ORDER_IDS, token=token))
@@ -287,6 +287,17 @@ async def test_concurrent_readers_never_hide_an_acknowledged_write(
         f"{after.hits - before.hits} hits, {after.misses - before.misses} misses; "
         f"{time.monotonic() - started:.1f} s"
     )
+
+
+async def hits_reach(
+    http: httpx.AsyncClient, hits: int, readers: list[asyncio.Task[int]], timeout: float = 15.0
+) -> None:
+    """Wait (bounded) until the server has counted ``hits`` cache hits."""
+    deadline = time.monotonic() + timeout
+    while (now := (await counts(http)).hits) < hits:
+        assert not any(r.done() for r in readers), "a reader stopped"
+        assert time.monotonic() < deadline, f"{now} cache hits, never {hits}"
+        await asyncio.sleep(0.01)
 
 
 async def poll_until(
@@ -402,7 +413,12 @@ async def test_rebuild_by_another_process_reaches_cached_answers(
                 http, MY_ORDERS, None, token, [good], line_product_names, NOTICED_WITHIN
             )
             good_seen_at = time.monotonic()
-            await asyncio.sleep(0.3)
+            # Until the other clients have asked a few more times (bounded).
+            deadline = good_seen_at + NOTICED_WITHIN
+            while sum(s.started > good_seen_at for s in seen) < 4:
+                assert not any(r.done() for r in readers), "a reader stopped"
+                assert time.monotonic() < deadline, "the other clients stopped asking"
+                await asyncio.sleep(0.01)
         finally:
             stop.set()
             outcomes = await asyncio.wait_for(asyncio.gather(*readers, return_exceptions=True), 20)
@@ -426,7 +442,6 @@ async def test_rebuild_by_another_process_reaches_cached_answers(
         for _ in range(10):
             assert product_name(await graphql(http, PRODUCT, variables)) == good
             assert line_product_names(await graphql(http, MY_ORDERS, token=token)) == [good]
-            await asyncio.sleep(0.05)
         assert (await counts(http)).hits == hits + 20, "the rebuilt answer was not cached"
     print(
         f"\nresponse cache after a rebuild by the CLI: good name after {took:.2f} s "

@@ -83,12 +83,18 @@ def _abuse(work: Path, jwks: JwksEndpoint) -> dict[str, str]:
     }
 
 
+def _slow_refill(work: Path, jwks: JwksEndpoint) -> dict[str, str]:
+    # One request per 1,000 s after a burst of 3: no pause of a test run refills a token.
+    return {"SHOPFRONT_RATE_LIMIT_PER_SECOND": "0.001", "SHOPFRONT_RATE_LIMIT_BURST": "3"}
+
+
 CONFIGURATIONS: dict[str, Callable[[Path, JwksEndpoint], dict[str, str]]] = {
     "dev_server": _dev,
     "prod_server": _prod,
     "rs256_file_server": _rs256_file,
     "rs256_url_server": _rs256_url,
     "abuse_server": _abuse,
+    "slow_refill_server": _slow_refill,
 }
 SEPARATE_PROCESS = {"prod_server"}
 
@@ -137,6 +143,8 @@ def _start_in_process(settings: Settings, port: int) -> Callable[[], None]:
                 log_level=settings.log_level,
                 log_config=None,
                 access_log=False,
+                # as `shopfront serve` passes it (off unless SHOPFRONT_WEBSOCKET_COMPRESSION)
+                ws_per_message_deflate=settings.websocket_compression,
             )
             servers.append(uvicorn.Server(config))
             servers[0].run()
@@ -311,6 +319,13 @@ def abuse_server(fleet: Fleet) -> Server:
     """Small limits: 2 requests/s (burst 3), 2 sockets and 2 subscriptions per identity,
     1 s to send connection_init, 2 s idle."""
     return fleet.get("abuse_server")
+
+
+@pytest.fixture(scope="session")
+def slow_refill_server(fleet: Fleet) -> Server:
+    """A burst of 3 requests per identity, then one per 1,000 s: a spent budget stays
+    spent for the whole run."""
+    return fleet.get("slow_refill_server")
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """Abuse limits, on a server with small ones: 2 requests a second per identity (burst 3),
 2 WebSockets and 2 live subscriptions per identity, 1 s to send connection_init, and
-sockets with nothing live closed after 2 s."""
+sockets with nothing live closed after 2 s; and on ``slow_refill_server`` (one request
+per 1,000 s after the burst), a spent budget that must stay spent."""
 
 from __future__ import annotations
 
@@ -85,8 +86,6 @@ async def test_the_request_rate_is_limited_per_identity(http: httpx.AsyncClient)
 
     # Bob is not held up by Alice.
     assert (await http.post("/graphql", json=QUERY, headers=bob)).status_code == 200
-    # One more from Alice right away: still refused.
-    retry_after(await http.post("/graphql", json=QUERY, headers=alice))
 
     # After waiting as told, Alice is served again.
     await asyncio.sleep(wait)
@@ -95,14 +94,41 @@ async def test_the_request_rate_is_limited_per_identity(http: httpx.AsyncClient)
     assert "errors" not in response.json()
 
 
-async def test_forged_identities_share_their_senders_budget(http: httpx.AsyncClient) -> None:
+@pytest.fixture
+async def slow_http(slow_refill_server: Server) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=slow_refill_server.base_url, timeout=TIMEOUT, trust_env=False
+    ) as client:
+        yield client
+
+
+async def test_a_spent_budget_stays_spent(slow_http: httpx.AsyncClient) -> None:
+    """On a server that refills one request per 1,000 s, however long the pauses of a
+    loaded machine: exactly the burst is served, then the identity stays refused while
+    another is served."""
+    alice, bob = bearer(hs256("slow-alice")), bearer(hs256("slow-bob"))
+    responses = await burst(slow_http, [alice] * (BURST + 2))
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200] * BURST + [429] * 2, statuses
+    for response in responses:
+        if response.status_code == 429:
+            assert retry_after(response) > 60
+
+    assert (await slow_http.post("/graphql", json=QUERY, headers=bob)).status_code == 200
+    # One more from Alice, after Bob: still refused.
+    retry_after(await slow_http.post("/graphql", json=QUERY, headers=alice))
+
+
+async def test_forged_identities_share_their_senders_budget(
+    slow_http: httpx.AsyncClient,
+) -> None:
     """Tokens that do not verify name nobody: minting new ones buys no new budget; they
     count against the client's address (as anonymous requests do)."""
     forged = [
         bearer(hs256(f"forged-{i}", "staff", secret="guessed-secret-" + "q" * 40))
         for i in range(BURST + 3)
     ]
-    responses = await burst(http, forged)
+    responses = await burst(slow_http, forged)
     statuses = [r.status_code for r in responses]
     assert set(statuses) <= {401, 429}, statuses
     assert 429 in statuses, statuses
@@ -110,7 +136,7 @@ async def test_forged_identities_share_their_senders_budget(http: httpx.AsyncCli
         if response.status_code == 429:
             retry_after(response)
     # an anonymous request from the same address shares that budget
-    response = await http.post("/graphql", json={"query": "{ __typename }"})
+    response = await slow_http.post("/graphql", json={"query": "{ __typename }"})
     retry_after(response)
 
 

@@ -40,7 +40,12 @@ pytestmark = pytest.mark.timeout(150)
 
 # Needs an identity: anonymous gets a field error, a valid token gets data.
 MY_ORDERS = "{ myOrders(first: 1) { edges { cursor } } }"
-NOW = dt.datetime.now(dt.UTC)  # only for offsets of minutes or more
+
+
+def now_plus(minutes: float) -> dt.datetime:
+    """A claim time relative to when the token is made (not to when this module was
+    imported: a long run must not turn a not-yet-valid token valid)."""
+    return dt.datetime.now(dt.UTC) + dt.timedelta(minutes=minutes)
 
 
 async def _post(server: Server, token: str) -> httpx.Response:
@@ -85,14 +90,10 @@ async def test_hs256_expired_not_yet_valid_unsigned_and_forged_tokens_are_401(
     dev_server: Server,
 ) -> None:
     await assert_accepted(dev_server, hs256("token-tester"))
-    await assert_accepted(dev_server, hs256("token-tester", nbf=NOW - dt.timedelta(minutes=1)))
+    await assert_accepted(dev_server, hs256("token-tester", nbf=now_plus(-1)))
 
-    await assert_refused(
-        dev_server, hs256("token-tester", exp=NOW - dt.timedelta(minutes=5)), "expired"
-    )
-    await assert_refused(
-        dev_server, hs256("token-tester", nbf=NOW + dt.timedelta(minutes=10)), "not valid yet"
-    )
+    await assert_refused(dev_server, hs256("token-tester", exp=now_plus(-5)), "expired")
+    await assert_refused(dev_server, hs256("token-tester", nbf=now_plus(10)), "not valid yet")
     await assert_refused(dev_server, unsigned(claims("token-tester", "staff")))
     await assert_refused(
         dev_server, hs256("token-tester", "staff", secret="not-the-secret-" + "y" * 40)
@@ -107,9 +108,7 @@ async def test_hs256_expired_not_yet_valid_unsigned_and_forged_tokens_are_401(
 async def test_an_expired_token_is_rejected_over_websocket(dev_server: Server) -> None:
     async with transport_ws(dev_server.ws_url, hs256("ws-token-tester")):
         pass  # a valid one is acknowledged
-    await assert_ws_rejected(
-        dev_server, hs256("ws-token-tester", exp=NOW - dt.timedelta(minutes=5))
-    )
+    await assert_ws_rejected(dev_server, hs256("ws-token-tester", exp=now_plus(-5)))
     await assert_ws_rejected(dev_server, unsigned(claims("ws-token-tester", "staff")))
 
 
@@ -150,14 +149,19 @@ async def test_rs256_refuses_algorithm_swaps_and_unknown_keys(rs256_file_server:
         ("iss", {"iss": None}),
         ("audience", {"aud": "some-other-api"}),
         ("aud", {"aud": None}),
-        ("expired", {"exp": NOW - dt.timedelta(minutes=5)}),
-        ("not valid yet", {"nbf": NOW + dt.timedelta(minutes=10)}),
+        ("expired", {"exp": -5}),
+        ("not valid yet", {"nbf": 10}),
         ("", {"exp": None}),
     ],
 )
 async def test_rs256_checks_issuer_audience_and_times(
     rs256_file_server: Server, why: str, extra: dict[str, Any]
 ) -> None:
+    # exp and nbf are given in minutes from now, made into times only here
+    extra = {
+        k: now_plus(v) if k in ("exp", "nbf") and isinstance(v, int) else v
+        for k, v in extra.items()
+    }
     await assert_refused(rs256_file_server, rs256("idp-user", **extra), why)
 
 
@@ -176,6 +180,6 @@ async def test_rs256_with_keys_from_a_jwks_url(
         rs256("intruder", "staff", key=STRANGER_KEY),
         rs256("intruder", "staff", kid="not-published"),
         unsigned(payload),
-        rs256("url-user", exp=NOW - dt.timedelta(minutes=5)),
+        rs256("url-user", exp=now_plus(-5)),
     ):
         await assert_refused(rs256_url_server, token)
