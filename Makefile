@@ -31,6 +31,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/shopfront schema diff
 
 ## Measure the performance figures of docs/performance.md (10-20 min; the seeded data set
 ## is cached under var/bench/). Not part of `make test`. Options: make bench BENCH_ARGS="--help"

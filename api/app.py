@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 
 from api.edge import BodyDeadline, HeaderLimit
+from api.examples import example_routes
 from api.graphiql import STATIC_PREFIX, static_app
 from api.http import graphiql_response, graphql_http
 from api.http_request import wants_html
@@ -99,6 +100,7 @@ def build_app(settings: Settings) -> Starlette:
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
             Mount(STATIC_PREFIX, app=static_app(), name="graphiql-static"),
+            *(example_routes(lambda: _demo_token(services)) if settings.is_dev else []),
         ],
         middleware=_middleware(settings, services, metrics),
         lifespan=lifespan,
@@ -145,12 +147,17 @@ def _may_see_metrics(settings: Settings, request: Request) -> bool:
     )
 
 
-async def _demo_headers(services: Services) -> str | None:
-    """Dev mode: GraphiQL opens with the demo customer's token in the headers editor."""
+async def _demo_token(services: Services) -> str | None:
+    """Dev mode: a token of the demo customer (None without a seeded demo shop)."""
     row = await customer_profile.customer_by_email(services.read_engine, DEMO_EMAIL)
     if row is None:
         return None
-    token = services.authenticator.sign(row.customer_id, "customer", GRAPHIQL_TOKEN_TTL)
+    return services.authenticator.sign(row.customer_id, "customer", GRAPHIQL_TOKEN_TTL)
+
+
+async def _demo_headers(services: Services) -> str | None:
+    """Dev mode: GraphiQL opens with the demo customer's token in the headers editor."""
+    token = await _demo_token(services)
     if token is None:
         return None
     return orjson.dumps({"Authorization": f"Bearer {token}"}, option=orjson.OPT_INDENT_2).decode()
