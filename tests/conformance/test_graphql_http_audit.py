@@ -24,47 +24,11 @@ import pytest
 from tests import required_tools
 
 HERE = Path(__file__).resolve().parent
-LOCKFILE = HERE / "package-lock.json"
-NODE_MODULES = HERE / "node_modules"
-NPM_CI_TIMEOUT = 300
 AUDIT_TIMEOUT = 120
 
 
 class LiveAppLike(Protocol):
     base_url: str
-
-
-def _installed_matches_lockfile() -> bool:
-    """Whether node_modules holds exactly the versions package-lock.json pins."""
-    if not NODE_MODULES.is_dir():
-        return False
-    packages: dict[str, dict[str, Any]] = json.loads(LOCKFILE.read_text())["packages"]
-    for location, entry in packages.items():
-        if not location:  # "" is the project itself
-            continue
-        manifest = HERE / location / "package.json"
-        try:
-            installed = json.loads(manifest.read_text())
-        except (OSError, ValueError):
-            return False
-        if installed.get("version") != entry.get("version"):
-            return False
-    return True
-
-
-def _ensure_node_modules(npm: str) -> None:
-    if _installed_matches_lockfile():
-        return
-    done = subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund"],
-        cwd=HERE,
-        capture_output=True,
-        text=True,
-        timeout=NPM_CI_TIMEOUT,
-    )
-    if done.returncode != 0:
-        pytest.fail(f"npm ci failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    assert _installed_matches_lockfile(), "npm ci did not install what package-lock.json pins"
 
 
 def _run_audit(node: str, url: str) -> dict[str, Any]:
@@ -90,12 +54,10 @@ def _run_audit(node: str, url: str) -> dict[str, Any]:
 def node() -> str:
     """Node.js with the audit's packages installed; requested before ``live_app`` so that
     a machine without Node fails before a server is started."""
-    node, npm = required_tools.node_and_npm()
-    _ensure_node_modules(npm)
-    return node
+    return required_tools.node_modules(HERE)
 
 
-@pytest.mark.timeout(NPM_CI_TIMEOUT + AUDIT_TIMEOUT + 60)
+@pytest.mark.timeout(required_tools.NPM_CI_TIMEOUT + AUDIT_TIMEOUT + 60)
 def test_graphql_http_audit_passes(
     node: str, live_app: LiveAppLike, capsys: pytest.CaptureFixture[str]
 ) -> None:

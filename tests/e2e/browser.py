@@ -1,21 +1,20 @@
-"""Headless Chromium (Debian's /usr/bin/chromium) driven by Playwright, for the pages the
-app serves: a fresh profile per test, and every request to anything but the app aborted
-and recorded, so a page that needs the internet fails. A missing Chromium fails the test
-(`make test-deps` installs it)."""
+"""Headless Chromium (Debian's /usr/bin/chromium, found by tests/required_tools.py) driven
+by Playwright, for the pages the app serves: a fresh profile per test, and every request
+to anything but the app aborted and recorded, so a page that needs the internet fails. A
+missing Chromium fails the test (`make test-deps` installs it)."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import pathlib
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
-import pytest
 from playwright.async_api import Page, Response, Route, async_playwright
 
-CHROMIUM = pathlib.Path("/usr/bin/chromium")
+from tests import required_tools
+
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 CHROMIUM_FLAGS = [
     "--headless",
@@ -49,8 +48,7 @@ class BrowserLog:
 async def browser_page(
     base_url: str, profile: pathlib.Path
 ) -> AsyncIterator[tuple[Page, BrowserLog]]:
-    if not os.path.exists(CHROMIUM):  # noqa: ASYNC240 - one stat before the browser starts
-        pytest.fail(f"{CHROMIUM} is missing: run `make test-deps` (Debian's chromium)")
+    chromium = required_tools.chromium()
     base = urlsplit(base_url)
     assert base.hostname in LOOPBACK_HOSTS, f"the app must listen on loopback: {base_url}"
     log = BrowserLog()
@@ -70,10 +68,10 @@ async def browser_page(
     async with async_playwright() as pw:
         context = await pw.chromium.launch_persistent_context(
             profile,  # a fresh --user-data-dir
-            executable_path=str(CHROMIUM),
+            executable_path=str(chromium),
             headless=True,
             args=CHROMIUM_FLAGS,
-            viewport={"width": 1000, "height": 900},
+            viewport={"width": 1400, "height": 900},
         )
         try:
             await context.route("**/*", only_the_app)

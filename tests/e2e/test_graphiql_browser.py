@@ -7,45 +7,24 @@ types a query other than GraphiQL's default one, runs it and reads the result
 pane. Every request to a host other than the app's loopback address is
 aborted and recorded; the page must not need any.
 
-Needs ``/usr/bin/chromium`` (Debian package ``chromium``) and the ``playwright``
-Python package; Playwright's own browser download is never used. Without
-Chromium the test is skipped locally and fails when ``CI=true``.
+Needs ``/usr/bin/chromium`` (Debian package ``chromium``, installed by `make test-deps`)
+and the ``playwright`` Python package; Playwright's own browser download is never used.
+Without Chromium the test fails (tests/e2e/browser.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from playwright.async_api import Page, Request
 
-try:
-    from playwright.async_api import Page, Request, Route, async_playwright
-except ImportError:  # pragma: no cover - reported by _require_browser()
-    _PLAYWRIGHT_IMPORT_ERROR: ImportError | None = ImportError("playwright is not installed")
-else:
-    _PLAYWRIGHT_IMPORT_ERROR = None
+from tests.conftest import LiveApp
+from tests.e2e.browser import browser_page
 
-CHROMIUM = pathlib.Path("/usr/bin/chromium")
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-    # Name resolution fails for everything but loopback, so nothing can leak
-    # even past the request interception below (e.g. browser-internal fetches).
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost",
-]
-# Not the page's default query (products' sku and name): its result tells that typing
-# reached GraphiQL.
 QUERY = "query Typed { products(first: 2) { edges { node { sku priceCents currency } } } }"
 TIMEOUT_MS = 30_000
 
@@ -64,34 +43,6 @@ EXPLORER_BUTTON = 'button[aria-label="Show GraphiQL Explorer"]'
 DOCS_BUTTON = 'button[aria-label="Show Documentation Explorer"]'
 DOC_EXPLORER = ".graphiql-doc-explorer"
 DOCS_ERROR = ".graphiql-doc-explorer-error"
-
-
-class LiveApp(Protocol):
-    """What the ``live_app`` fixture (tests/conftest.py) yields."""
-
-    base_url: str  # e.g. "http://127.0.0.1:PORT", serving in another thread/process
-    customer_token: str
-    staff_token: str
-
-
-def _require_browser() -> None:
-    in_ci = os.environ.get("CI") == "true"
-    problem = None
-    if _PLAYWRIGHT_IMPORT_ERROR is not None:
-        problem = f"playwright is not importable ({_PLAYWRIGHT_IMPORT_ERROR})"
-    elif not CHROMIUM.exists():
-        problem = f"{CHROMIUM} is missing (apt-get install chromium)"
-    if problem is None:
-        return
-    if in_ci:
-        pytest.fail(f"browser test cannot run in CI: {problem}")
-    pytest.skip(f"browser test needs a local Chromium: {problem}")
-
-
-@pytest.fixture(autouse=True)
-def _browser_available() -> None:
-    """Skip/fail before ``live_app`` starts the server when no browser is usable."""
-    _require_browser()
 
 
 async def _editor_value(page: Page, selector: str) -> str:
@@ -113,103 +64,69 @@ async def _set_editor_value(page: Page, selector: str, text: str) -> None:
 async def test_graphiql_renders_offline_and_runs_a_query(
     live_app: LiveApp, tmp_path: pathlib.Path
 ) -> None:
-    base = urlsplit(live_app.base_url)
-    assert base.hostname in LOOPBACK_HOSTS, f"live_app must listen on loopback: {base.geturl()}"
-    app_netloc = base.netloc
-
-    outside: list[str] = []  # requests to anything but the app: aborted
-    failed: list[str] = []  # app responses with an error status
-    page_errors: list[str] = []
     graphql_posts: list[dict[str, str]] = []  # headers of POSTs to /graphql
-
-    async def only_the_app(route: Route) -> None:
-        url = urlsplit(route.request.url)
-        if url.scheme in ("http", "https") and url.netloc == app_netloc:
-            await route.continue_()
-        else:
-            outside.append(route.request.url)
-            await route.abort("blockedbyclient")
 
     def on_request(request: Request) -> None:
         if request.method == "POST" and urlsplit(request.url).path == "/graphql":
             graphql_posts.append(request.headers)
 
-    async with async_playwright() as pw:
-        context = await pw.chromium.launch_persistent_context(
-            tmp_path / "chromium-profile",  # fresh --user-data-dir
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_FLAGS,
-            viewport={"width": 1400, "height": 900},
+    async with browser_page(live_app.base_url, tmp_path / "chromium-profile") as (page, log):
+        page.on("request", on_request)
+        # A normal navigation: Chromium sends Accept: text/html,...
+        response = await page.goto(f"{live_app.base_url}/graphql", wait_until="load")
+        assert response is not None and response.ok, response and response.status
+        assert "text/html" in (response.headers.get("content-type") or "")
+        assert await page.title() == "Shopfront GraphiQL"
+
+        # GraphiQL has replaced the "Loading..." placeholder.
+        await page.wait_for_selector(QUERY_EDITOR)
+        await page.wait_for_selector(RUN_BUTTON)
+        assert await page.locator("#graphiql .loading").count() == 0
+        # The explorer plugin registered itself in the sidebar.
+        assert await page.locator(EXPLORER_BUTTON).count() == 1
+
+        # The Docs pane lists the schema: introspection answered.
+        await page.click(DOCS_BUTTON)
+        await page.wait_for_selector(f"{DOC_EXPLORER} >> text=Root Types")
+        assert await page.locator(DOCS_ERROR).count() == 0
+        await page.click(f'{DOC_EXPLORER} a.graphiql-doc-explorer-type-name >> text="Mutation"')
+        await page.wait_for_selector(
+            f'{DOC_EXPLORER} .graphiql-doc-explorer-field-name >> text="placeOrder"'
         )
-        try:
-            await context.route("**/*", only_the_app)
-            page = await context.new_page()
-            page.set_default_timeout(TIMEOUT_MS)
-            page.on("pageerror", lambda exc: page_errors.append(str(exc)))
-            page.on("request", on_request)
-            page.on(
-                "response",
-                lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None,
-            )
+        docs = await page.locator(DOC_EXPLORER).inner_text()
+        assert "Error fetching schema" not in docs, docs
+        # Nothing went wrong on load: the result pane holds no error.
+        on_load = await _editor_value(page, RESPONSE_EDITOR)
+        assert "error" not in on_load.lower(), on_load
+        default_query = await _editor_value(page, QUERY_EDITOR)
+        assert "priceCents" not in default_query, default_query
 
-            # A normal navigation: Chromium sends Accept: text/html,...
-            response = await page.goto(f"{live_app.base_url}/graphql", wait_until="load")
-            assert response is not None and response.ok, response and response.status
-            assert "text/html" in (response.headers.get("content-type") or "")
-            assert await page.title() == "Shopfront GraphiQL"
+        headers = json.dumps({"Authorization": f"Bearer {live_app.customer_token}"})
+        await page.click(HEADERS_TAB)
+        await page.wait_for_selector(HEADERS_EDITOR)
+        await _set_editor_value(page, HEADERS_EDITOR, headers)
+        # Typed into the editor, as a person would (replacing what is there).
+        await page.click(QUERY_EDITOR)
+        await page.keyboard.press("Control+A")
+        await page.keyboard.press("Delete")
+        await page.keyboard.insert_text(QUERY)
+        assert await _editor_value(page, QUERY_EDITOR) == QUERY
+        # GraphiQL takes in an edit after a debounce, then stores the tab's query:
+        # once it is stored, Run runs it.
+        await page.wait_for_function(
+            """q => Object.keys(localStorage).some(
+                   k => (localStorage.getItem(k) || "").includes(q))""",
+            arg="priceCents currency",
+        )
 
-            # GraphiQL has replaced the "Loading..." placeholder.
-            await page.wait_for_selector(QUERY_EDITOR)
-            await page.wait_for_selector(RUN_BUTTON)
-            assert await page.locator("#graphiql .loading").count() == 0
-            # The explorer plugin registered itself in the sidebar.
-            assert await page.locator(EXPLORER_BUTTON).count() == 1
-
-            # The Docs pane lists the schema: introspection answered.
-            await page.click(DOCS_BUTTON)
-            await page.wait_for_selector(f"{DOC_EXPLORER} >> text=Root Types")
-            assert await page.locator(DOCS_ERROR).count() == 0
-            await page.click(f'{DOC_EXPLORER} a.graphiql-doc-explorer-type-name >> text="Mutation"')
-            await page.wait_for_selector(
-                f'{DOC_EXPLORER} .graphiql-doc-explorer-field-name >> text="placeOrder"'
-            )
-            docs = await page.locator(DOC_EXPLORER).inner_text()
-            assert "Error fetching schema" not in docs, docs
-            # Nothing went wrong on load: the result pane holds no error.
-            on_load = await _editor_value(page, RESPONSE_EDITOR)
-            assert "error" not in on_load.lower(), on_load
-            default_query = await _editor_value(page, QUERY_EDITOR)
-            assert "priceCents" not in default_query, default_query
-
-            headers = json.dumps({"Authorization": f"Bearer {live_app.customer_token}"})
-            await page.click(HEADERS_TAB)
-            await page.wait_for_selector(HEADERS_EDITOR)
-            await _set_editor_value(page, HEADERS_EDITOR, headers)
-            # Typed into the editor, as a person would (replacing what is there).
-            await page.click(QUERY_EDITOR)
-            await page.keyboard.press("Control+A")
-            await page.keyboard.press("Delete")
-            await page.keyboard.insert_text(QUERY)
-            assert await _editor_value(page, QUERY_EDITOR) == QUERY
-            # GraphiQL takes in an edit after a debounce, then stores the tab's query:
-            # once it is stored, Run runs it.
-            await page.wait_for_function(
-                """q => Object.keys(localStorage).some(
-                       k => (localStorage.getItem(k) || "").includes(q))""",
-                arg="priceCents currency",
-            )
-
-            await page.click(RUN_BUTTON)
-            await page.wait_for_function(
-                "sel => document.querySelector(sel).CodeMirror.getValue().trim() !== ''",
-                arg=RESPONSE_EDITOR,
-            )
-            shown = await _editor_value(page, RESPONSE_EDITOR)
-            # Left in pytest's tmp dir (kept for the last runs) for a look.
-            await page.screenshot(path=tmp_path / "graphiql.png")
-        finally:
-            await context.close()
+        await page.click(RUN_BUTTON)
+        await page.wait_for_function(
+            "sel => document.querySelector(sel).CodeMirror.getValue().trim() !== ''",
+            arg=RESPONSE_EDITOR,
+        )
+        shown = await _editor_value(page, RESPONSE_EDITOR)
+        # Left in pytest's tmp dir (kept for the last runs) for a look.
+        await page.screenshot(path=tmp_path / "graphiql.png")
 
     assert "edges" in shown and "priceCents" in shown, shown
     result = json.loads(shown)
@@ -223,6 +140,4 @@ async def test_graphiql_renders_offline_and_runs_a_query(
     auth = {h.get("authorization") for h in graphql_posts}
     assert f"Bearer {live_app.customer_token}" in auth, auth
 
-    assert outside == [], f"page tried to reach non-local hosts: {outside}"
-    assert failed == [], f"app answered with errors: {failed}"
-    assert page_errors == [], f"uncaught errors in the page: {page_errors}"
+    log.assert_clean()

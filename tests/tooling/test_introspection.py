@@ -5,18 +5,16 @@ and the schema a tool builds from the answer is ``schema.graphql``:
   send), printed by Node from the ``graphql`` npm package pinned in package-lock.json here;
 * graphql-core's ``get_introspection_query()``, with every option.
 
-Node.js and npm are needed for the first: without them it is skipped on a developer
-machine and fails on CI (``CI=true``), as the graphql-http audit (tests/conformance).
+Node.js and npm are needed for the first: without them the test fails (`make test-deps`
+installs them).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
-from typing import Any, NoReturn, Protocol
+from typing import Any, Protocol
 
 import httpx
 import pytest
@@ -28,55 +26,22 @@ from graphql import (
     print_schema,
 )
 
+from tests import required_tools
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-LOCKFILE = HERE / "package-lock.json"
-NODE_MODULES = HERE / "node_modules"
-NPM_CI_TIMEOUT = 300
 
-pytestmark = pytest.mark.timeout(NPM_CI_TIMEOUT + 120)
+pytestmark = pytest.mark.timeout(required_tools.NPM_CI_TIMEOUT + 120)
 
 
 class LiveAppLike(Protocol):
     base_url: str
 
 
-def _unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (required on CI)")
-    pytest.skip(reason)
-
-
-def _installed_matches_lockfile() -> bool:
-    packages: dict[str, dict[str, Any]] = json.loads(LOCKFILE.read_text())["packages"]
-    for location, entry in packages.items():
-        if not location:  # "" is the project itself
-            continue
-        try:
-            installed = json.loads((HERE / location / "package.json").read_text())
-        except (OSError, ValueError):
-            return False
-        if installed.get("version") != entry.get("version"):
-            return False
-    return True
-
-
 @pytest.fixture(scope="session")
 def js_queries() -> dict[str, str]:
     """graphql-js's introspection queries, from ``npm ci``'s pinned ``graphql``."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        _unavailable("node and npm are needed for graphql-js's introspection query")
-    if not _installed_matches_lockfile():
-        done = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=HERE,
-            capture_output=True,
-            text=True,
-            timeout=NPM_CI_TIMEOUT,
-        )
-        assert done.returncode == 0, f"npm ci failed:\n{done.stdout}\n{done.stderr}"
-        assert _installed_matches_lockfile(), "npm ci did not install what the lock file pins"
+    node = required_tools.node_modules(HERE)
     done = subprocess.run(
         [node, "introspection_queries.mjs"], cwd=HERE, capture_output=True, text=True, timeout=60
     )

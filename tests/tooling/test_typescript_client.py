@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from tests import required_tools
 from tests.conftest import ROOT, LiveApp
-from tests.npm import NPM_CI_TIMEOUT, ensure_node_modules, tool
+from tests.required_tools import NPM_CI_TIMEOUT
 
 EXAMPLE = ROOT / "examples" / "typescript-client"
 GENERATED = EXAMPLE / "src" / "generated" / "graphql.ts"
@@ -22,13 +23,13 @@ TIMEOUT = 120
 
 @pytest.fixture(scope="module")
 def example() -> Path:
-    ensure_node_modules(EXAMPLE)
+    required_tools.node_modules(EXAMPLE)
     return EXAMPLE
 
 
 def _npx(example: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [tool("npx"), "--no-install", *args],
+        [str(Path(required_tools.node_and_npm()[1]).with_name("npx")), "--no-install", *args],
         cwd=example,
         env={**os.environ, **env},
         capture_output=True,
