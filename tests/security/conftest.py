@@ -83,12 +83,26 @@ def _abuse(work: Path, jwks: JwksEndpoint) -> dict[str, str]:
     }
 
 
+def _side_door(work: Path, jwks: JwksEndpoint) -> dict[str, str]:
+    return {
+        "SHOPFRONT_RATE_LIMIT_PER_SECOND": "1",
+        "SHOPFRONT_RATE_LIMIT_BURST": "5",
+        "SHOPFRONT_RATE_LIMIT_PER_ADDRESS_PER_SECOND": "1",
+        "SHOPFRONT_RATE_LIMIT_PER_ADDRESS_BURST": "8",
+        "SHOPFRONT_REGISTRATIONS_PER_ADDRESS_PER_MINUTE": "1",
+        "SHOPFRONT_REGISTRATIONS_PER_ADDRESS_BURST": "3",
+        "SHOPFRONT_MAX_WEBSOCKETS_PER_IDENTITY": "2",
+        "SHOPFRONT_MAX_PENDING_WEBSOCKETS_PER_ADDRESS": "3",
+    }
+
+
 CONFIGURATIONS: dict[str, Callable[[Path, JwksEndpoint], dict[str, str]]] = {
     "dev_server": _dev,
     "prod_server": _prod,
     "rs256_file_server": _rs256_file,
     "rs256_url_server": _rs256_url,
     "abuse_server": _abuse,
+    "side_door_server": _side_door,
 }
 SEPARATE_PROCESS = {"prod_server"}
 
@@ -311,6 +325,14 @@ def abuse_server(fleet: Fleet) -> Server:
     """Small limits: 2 requests/s (burst 3), 2 sockets and 2 subscriptions per identity,
     1 s to send connection_init, 2 s idle."""
     return fleet.get("abuse_server")
+
+
+@pytest.fixture(scope="session")
+def side_door_server(fleet: Fleet) -> Server:
+    """Rate limits per identity (1/s, burst 5) and per address (1/s, burst 8), 3 sign-ups
+    per address (then 1 a minute), 2 sockets per identity, 3 pending sockets per address.
+    Tests each use their own loopback source address (127.0.0.N)."""
+    return fleet.get("side_door_server")
 
 
 @pytest.fixture(scope="session")
