@@ -27,7 +27,7 @@ from api.limits import Limits
 from api.logs import RequestId
 from api.metrics import Metrics, MetricsMiddleware
 from api.schema import build_schema
-from api.security import RateLimit, SecurityHeaders, TokenBuckets
+from api.security import RateLimit, SecurityHeaders
 from api.seed import DEMO_EMAIL
 from api.services import Services
 from api.settings import Settings
@@ -130,9 +130,9 @@ def _middleware(settings: Settings, services: Services, metrics: Metrics) -> lis
                 max_age=600,
             )
         )
-    if settings.rate_limit_per_second:
-        buckets = TokenBuckets(settings.rate_limit_per_second, settings.rate_limit_burst)
-        stack.append(Middleware(RateLimit, authenticator=services.authenticator, buckets=buckets))
+    stack.append(
+        Middleware(RateLimit, authenticator=services.authenticator, limits=services.rate_limits)
+    )
     return stack
 
 

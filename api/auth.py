@@ -26,7 +26,45 @@ VERIFIED_MAX = 10_000
 
 
 class InvalidToken(Exception):
-    pass
+    """A token that names nobody; its message is for people (HTTP 401 bodies, WebSocket
+    close reasons), never the JWT library's own words."""
+
+
+# What each claim is, for "The token has no ..." (the claim's name in brackets).
+CLAIM_NAMES = {
+    "sub": "subject",
+    "role": "role",
+    "exp": "expiry time",
+    "iss": "issuer",
+    "aud": "audience",
+}
+
+
+def token_error(error: Exception) -> str:
+    """The reason a token failed to verify, in words for people."""
+    match error:
+        case jwt.ExpiredSignatureError():
+            return "The token has expired"
+        case jwt.ImmatureSignatureError():
+            return "The token is not valid yet"
+        case jwt.InvalidSignatureError():
+            return "The token's signature is invalid"
+        case jwt.InvalidAlgorithmError():
+            return "The token is signed with an algorithm this server does not accept"
+        case jwt.MissingRequiredClaimError(claim=claim):
+            return f"The token has no {CLAIM_NAMES.get(claim, claim)} ({claim} claim)"
+        case jwt.InvalidIssuerError():
+            return "The token comes from an issuer (iss claim) this server does not trust"
+        case jwt.InvalidAudienceError():
+            return "The token is meant for another audience (aud claim)"
+        case jwt.InvalidIssuedAtError():
+            return "The token's issue time (iat claim) is invalid"
+        case jwt.exceptions.InvalidSubjectError():
+            return "The token's subject (sub claim) is invalid"
+        case jwt.DecodeError() | ValueError() | TypeError():
+            return "The token is malformed"
+        case _:
+            return "The token is invalid"
 
 
 def make_token(secret: str, sub: str, role: Role, ttl: dt.timedelta, **claims: Any) -> str:
@@ -86,7 +124,7 @@ class Authenticator:
             return self._keys[kid]
         if kid is None and self._keys:
             return next(iter(self._keys.values()))
-        raise InvalidToken("Invalid token: unknown signing key")
+        raise InvalidToken("The token's signing key is unknown")
 
     def decode(self, token: str) -> Actor:
         known = self._verified.get(token)
@@ -107,15 +145,13 @@ class Authenticator:
                     "verify_aud": self.audience is not None,
                 },
             )
-        except jwt.ExpiredSignatureError:
-            raise InvalidToken("The token has expired") from None
-        except jwt.ImmatureSignatureError:
-            raise InvalidToken("The token is not valid yet") from None
-        except (jwt.PyJWTError, ValueError) as error:
-            raise InvalidToken(f"Invalid token: {error}") from None
+        except (jwt.PyJWTError, ValueError, TypeError) as error:
+            raise InvalidToken(token_error(error)) from None
         sub, role = claims["sub"], claims["role"]
-        if not isinstance(sub, str) or not sub or role not in ROLES:
-            raise InvalidToken("Invalid token: bad 'sub' or 'role' claim")
+        if not isinstance(sub, str) or not sub:
+            raise InvalidToken("The token's subject (sub claim) is invalid")
+        if role not in ROLES:
+            raise InvalidToken("The token has an unknown role (role claim)")
         actor = Actor(sub, cast(Role, role))
         if len(self._verified) >= VERIFIED_MAX:
             del self._verified[next(iter(self._verified))]  # the oldest first

@@ -14,6 +14,7 @@ from strawberry.types import Info as StrawberryInfo
 
 from api.errors import ApiError
 from api.pubsub import Subscription
+from api.security import CLIENT_ADDRESS
 from api.services import Services
 from api.ws_limits import identity_key
 from domain.commands import Actor
@@ -42,7 +43,8 @@ class Context:
     connection_params: dict[str, Any] | None = None
     # WebSocket only: whose connection this is, and when it last had something live.
     identity: str | None = None
-    address: str = "local"
+    # The client's address: over HTTP the one the rate-limit middleware saw.
+    address: str = dataclasses.field(default_factory=CLIENT_ADDRESS.get)
     live_subscriptions: int = 0
     idle_since: float = dataclasses.field(default_factory=time.monotonic)
 

@@ -1,16 +1,20 @@
-"""Browser safety and abuse limits at the edge: security headers, a per-identity request
-rate limit (token bucket, 429 with Retry-After)."""
+"""Browser safety and abuse limits at the edge: security headers, request rate limits per
+identity and per client address (token buckets, 429 with Retry-After), sign-ups per
+address."""
 
 from __future__ import annotations
 
 import math
 import time
 from collections import OrderedDict
+from contextvars import ContextVar
 
 import orjson
+from graphql import GraphQLFormattedError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import Authenticator, InvalidToken, request_actor
+from api.settings import Settings
 
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -62,65 +66,131 @@ class TokenBuckets:
         self.max_keys = max_keys
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
+    def _tokens(self, key: str, now: float) -> float:
+        tokens, last = self._buckets.get(key, (float(self.burst), now))
+        return min(float(self.burst), tokens + (now - last) * self.rate)
+
+    def wait(self, key: str, now: float) -> float:
+        """Seconds until a token is there (0: one is there now); takes nothing."""
+        tokens = self._tokens(key, now)
+        return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+
     def take(self, key: str, now: float | None = None) -> float:
         """Take one token; return 0 if allowed, else the seconds until one is there."""
         now = time.monotonic() if now is None else now
-        tokens, last = self._buckets.pop(key, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        tokens = self._tokens(key, now)
         wait = 0.0
         if tokens >= 1:
             tokens -= 1
         else:
             wait = (1 - tokens) / self.rate
+        self._buckets.pop(key, None)
         self._buckets[key] = (tokens, now)
         if len(self._buckets) > self.max_keys:
             self._buckets.popitem(last=False)
         return wait
 
 
-class RateLimit:
-    """Per identity (the token's subject, else the client address) on /graphql."""
+def _buckets(rate: float, burst: int) -> TokenBuckets | None:
+    return TokenBuckets(rate, burst) if rate else None
 
-    def __init__(self, app: ASGIApp, authenticator: Authenticator, buckets: TokenBuckets):
+
+class RateLimits:
+    """The buckets every transport draws from, one set per process (on ``Services``): an
+    HTTP request and each operation sent over a WebSocket take a token from the caller's
+    identity bucket and one from its address's; a sign-up also takes one from its
+    address's registration bucket (each sign-up mints an identity with a full bucket)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.identities = _buckets(settings.rate_limit_per_second, settings.rate_limit_burst)
+        self.addresses = _buckets(
+            settings.rate_limit_per_address_per_second, settings.rate_limit_per_address_burst
+        )
+        self.registrations = _buckets(
+            settings.registrations_per_address_per_minute / 60,
+            settings.registrations_per_address_burst,
+        )
+
+    def request(self, identity: str, address: str) -> float:
+        """0 if allowed (a token taken from both buckets), else the seconds to wait (and
+        nothing taken: a refused request does not drain the other bucket)."""
+        now = time.monotonic()
+        pairs = [(b, k) for b, k in ((self.identities, identity), (self.addresses, address)) if b]
+        wait = max((buckets.wait(key, now) for buckets, key in pairs), default=0.0)
+        if wait:
+            return wait
+        for buckets, key in pairs:
+            buckets.take(key, now)
+        return 0.0
+
+    def registration(self, address: str) -> float:
+        """0 if this address may register one more customer now, else the seconds to wait."""
+        return 0.0 if self.registrations is None else self.registrations.take(address)
+
+
+def retry_after(wait: float) -> int:
+    """Whole seconds to tell a refused client to wait (at least 1)."""
+    return max(1, math.ceil(wait))
+
+
+def rate_limited_error(wait: float) -> GraphQLFormattedError:
+    """The GraphQL error of a refused request or WebSocket operation."""
+    return {
+        "message": "Too many requests: slow down and retry after the given seconds",
+        "extensions": {"code": "RATE_LIMITED", "retryAfter": retry_after(wait)},
+    }
+
+
+# The client address of the HTTP request being served, for what runs inside it (the
+# sign-up limit in registerCustomer); a WebSocket's context carries its own.
+CLIENT_ADDRESS: ContextVar[str] = ContextVar("shopfront.client_address", default="local")
+
+
+def client_address(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "?"
+
+
+class RateLimit:
+    """Rate limits on HTTP /graphql: per identity (the token's subject, else the client
+    address) and per client address. WebSocket operations are counted by the WebSocket
+    view, against the same buckets."""
+
+    def __init__(self, app: ASGIApp, authenticator: Authenticator, limits: RateLimits):
         self.app = app
         self.authenticator = authenticator
-        self.buckets = buckets
+        self.limits = limits
 
-    def _key(self, scope: Scope) -> str:
+    def _key(self, scope: Scope, address: str) -> str:
         try:
             actor = request_actor(self.authenticator, scope)
         except InvalidToken:
             actor = None  # refused later anyway; count it against the address
         if actor is not None:
             return f"{actor.role}:{actor.id}"
-        client = scope.get("client")
-        return f"ip:{client[0] if client else '?'}"
+        return f"ip:{address}"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != "/graphql":
             await self.app(scope, receive, send)
             return
-        wait = self.buckets.take(self._key(scope))
+        address = client_address(scope)
+        wait = self.limits.request(self._key(scope, address), address)
         if not wait:
-            await self.app(scope, receive, send)
+            reset = CLIENT_ADDRESS.set(address)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                CLIENT_ADDRESS.reset(reset)
             return
-        body = orjson.dumps(
-            {
-                "errors": [
-                    {
-                        "message": "Too many requests: slow down and retry after the given seconds",
-                        "extensions": {"code": "RATE_LIMITED"},
-                    }
-                ]
-            }
-        )
+        body = orjson.dumps({"errors": [rate_limited_error(wait)]})
         await send(
             {
                 "type": "http.response.start",
                 "status": 429,
                 "headers": [
                     (b"content-type", b"application/json; charset=utf-8"),
-                    (b"retry-after", str(max(1, math.ceil(wait))).encode()),
+                    (b"retry-after", str(retry_after(wait)).encode()),
                     (b"content-length", str(len(body)).encode()),
                 ],
             }

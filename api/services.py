@@ -17,6 +17,7 @@ from api.database import create_engine, create_sync_engine
 from api.persisted import PersistedQueries
 from api.pubsub import OrderBroker
 from api.response_cache import ResponseCache
+from api.security import RateLimits
 from api.settings import Settings
 from api.ws_limits import ConnectionLimits
 from domain.bus import CommandBus
@@ -40,6 +41,8 @@ class Services:
     authenticator: Authenticator
     connection_limits: ConnectionLimits
     response_cache: ResponseCache
+    # Shared by the HTTP rate-limit middleware and the WebSocket view.
+    rate_limits: RateLimits
     persisted_queries: PersistedQueries = dataclasses.field(default_factory=PersistedQueries)
     _key_refresh: asyncio.Task[None] | None = None
 
@@ -72,13 +75,16 @@ class Services:
             broker,
             Authenticator(settings),
             ConnectionLimits(
-                settings.max_websockets_per_identity, settings.max_subscriptions_per_identity
+                settings.max_websockets_per_identity,
+                settings.max_subscriptions_per_identity,
+                settings.max_pending_websockets_per_address,
             ),
             ResponseCache(
                 int(settings.response_cache_mb * 2**20),
                 {table.name: name for name, p in PROJECTORS.items() for table in p.tables},
                 runner.version,
             ),
+            RateLimits(settings),
         )
 
     async def start(self) -> None:

@@ -42,10 +42,21 @@ class Settings(BaseSettings):
     # Requests per second per identity (token subject, else client address); 0: no limit.
     rate_limit_per_second: float = Field(default=50.0, ge=0)
     rate_limit_burst: int = Field(default=100, ge=1)
+    # Requests per second per client address, whoever signs in from it (HTTP and every
+    # WebSocket operation count against both buckets); larger than per identity, since
+    # many people can share one address behind a NAT. 0: no limit.
+    rate_limit_per_address_per_second: float = Field(default=200.0, ge=0)
+    rate_limit_per_address_burst: int = Field(default=400, ge=1)
+    # registerCustomer per client address (each sign-up mints a new identity with its
+    # own bucket): a small burst, refilling slowly. 0: no limit.
+    registrations_per_address_per_minute: float = Field(default=2.0, ge=0)
+    registrations_per_address_burst: int = Field(default=10, ge=1)
     # WebSocket limits: per identity, and how long a socket may stay silent.
     max_websockets_per_identity: int = Field(default=10, ge=1)
     max_subscriptions_per_identity: int = Field(default=100, ge=1)
     websocket_init_timeout: float = Field(default=10.0, gt=0)
+    # WebSockets accepted from one address that have not sent connection_init yet.
+    max_pending_websockets_per_address: int = Field(default=20, ge=1)
     websocket_idle_timeout: float = Field(default=300.0, gt=0)
     # Longest GraphQL document accepted (UTF-8 bytes), over HTTP and WebSocket; longer ones
     # are refused (QUERY_TOO_LARGE) before they are parsed or cached.

@@ -1,8 +1,17 @@
 """Subscriptions over WebSocket (graphql-transport-ws and legacy graphql-ws), via
-Strawberry's protocol handlers; the token comes in the connection_init payload.
+Strawberry's protocol handlers; the token comes in the connection_init payload
+(:mod:`api.ws_auth`). A refused connection_init closes with the reason: 4401 for a bad
+token, 4400 for a payload in an unknown shape (both final for graphql-ws's client), 4403
+for too many connections; the legacy protocol sends ``connection_error`` first. A second
+connection_init closes with 4429 on both protocols.
 
-Per identity: a cap on open connections and on live subscriptions. A socket that does not
-send connection_init in time, or has had nothing live for the idle timeout, is closed.
+Every operation (query, mutation or subscription) takes a token from the caller's rate
+limit buckets, shared with HTTP; a refused one gets an ``error`` message with
+``RATE_LIMITED`` for its id, and the socket stays open.
+
+Per identity: a cap on open connections and on live subscriptions; per address, a cap on
+sockets that have not sent connection_init yet. A socket that does not send
+connection_init in time, or has had nothing live for the idle timeout, is closed.
 """
 
 from __future__ import annotations
@@ -12,7 +21,6 @@ import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable
-from typing import Any
 
 from graphql import GraphQLFormattedError
 from starlette.requests import Request
@@ -20,7 +28,6 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
-from strawberry.exceptions import ConnectionRejectionError
 from strawberry.schema import Schema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
@@ -28,10 +35,16 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     Operation,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
+    SubscribeMessage,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ErrorMessage as TransportError,
 )
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.types import (
+    ConnectionInitMessage as LegacyInitMessage,
+)
 from strawberry.subscriptions.protocols.graphql_ws.types import ErrorMessage as LegacyError
 from strawberry.subscriptions.protocols.graphql_ws.types import StartMessage
 from strawberry.types.unset import UnsetType
@@ -41,13 +54,17 @@ from api.context import Context
 from api.fanout import PayloadEncoder, SocketOperation, socket_operation
 from api.http_request import QueryTooLarge, utf8_length
 from api.limits import limit_error
+from api.security import client_address, rate_limited_error
 from api.services import Services
+from api.ws_auth import Refused, authorization
 from api.ws_frames import RAW_SEND_KEY, server_protocol
 from api.ws_limits import identity_key
 
 CONTEXT_KEY = "shopfront.context"
 SEND_KEY = "shopfront.send"  # the connection's ASGI send, for the express lane
+PENDING_KEY = "shopfront.pending"  # the address whose pending-socket count this one holds
 IDLE_CLOSE_CODE = 4408
+TOO_MANY_INITS = (4429, "Too many initialisation requests")
 
 
 def _too_large(
@@ -82,15 +99,53 @@ def _socket_operation(
     return SocketOperation(send, operation_id, message_type, view.payloads, is_live, protocol)
 
 
+def _scope(
+    handler: BaseGraphQLTransportWSHandler[Context, None] | BaseGraphQLWSHandler[Context, None],
+) -> Scope | None:
+    adapter = handler.websocket
+    return adapter.ws.scope if isinstance(adapter, ASGIWebSocketAdapter) else None
+
+
+def _initialising(
+    handler: BaseGraphQLTransportWSHandler[Context, None] | BaseGraphQLWSHandler[Context, None],
+) -> None:
+    """connection_init has arrived: the socket no longer counts as pending."""
+    scope, view = _scope(handler), handler.view
+    if scope is not None and isinstance(view, WebSocketGraphQL):
+        view.end_pending(scope)
+
+
+def _rate_limited(
+    handler: BaseGraphQLTransportWSHandler[Context, None] | BaseGraphQLWSHandler[Context, None],
+) -> GraphQLFormattedError | None:
+    """The error for an operation about to start, if the caller's buckets are empty."""
+    view, context = handler.view, handler.context
+    if not isinstance(view, WebSocketGraphQL):
+        return None
+    identity = context.identity or identity_key(context.actor, context.address)
+    wait = view.services.rate_limits.request(identity, context.address)
+    return rate_limited_error(wait) if wait else None
+
+
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws, with each operation's task knowing its socket operation
     (the express lane of its subscription: :mod:`api.pubsub`)."""
 
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        _initialising(self)
+        try:
+            await super().handle_connection_init(message)  # a second one: 4429
+        except Refused as refused:
+            await self.websocket.close(code=refused.code, reason=refused.reason)
+
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
-        error = _too_large(self, message.get("payload"))
-        if error is not None and self.connection_acknowledged:
-            await self.send_message(TransportError(id=message["id"], type="error", payload=[error]))
-            return
+        if self.connection_acknowledged and message["id"] not in self.operations:
+            error = _too_large(self, message.get("payload")) or _rate_limited(self)
+            if error is not None:
+                await self.send_message(
+                    TransportError(id=message["id"], type="error", payload=[error])
+                )
+                return
         await super().handle_subscribe(message)
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
@@ -102,13 +157,32 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
 
 class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
-    """The legacy graphql-ws protocol, likewise."""
+    """The legacy graphql-ws protocol, likewise; a second connection_init is refused (it
+    would otherwise run the authentication, and take a connection slot, again)."""
+
+    init_received = False
+
+    async def handle_connection_init(self, message: LegacyInitMessage) -> None:
+        if self.init_received:
+            code, reason = TOO_MANY_INITS
+            error = {"message": reason, "extensions": {"code": "BAD_USER_INPUT"}}
+            await self.websocket.send_json({"type": "connection_error", "payload": error})
+            await self.websocket.close(code=code, reason=reason)
+            return
+        self.init_received = True
+        _initialising(self)
+        try:
+            await super().handle_connection_init(message)
+        except Refused as refused:
+            await self.websocket.send_json({"type": "connection_error", "payload": refused.payload})
+            await self.websocket.close(code=refused.code, reason=refused.reason)
 
     async def handle_start(self, message: StartMessage) -> None:
-        error = _too_large(self, message.get("payload"))
-        if error is not None and self.connection_acknowledged:
-            await self.send_message(LegacyError(type="error", id=message["id"], payload=error))
-            return
+        if self.connection_acknowledged:
+            error = _too_large(self, message.get("payload")) or _rate_limited(self)
+            if error is not None:
+                await self.send_message(LegacyError(type="error", id=message["id"], payload=error))
+                return
         await super().handle_start(message)
 
     async def handle_async_results(
@@ -151,35 +225,45 @@ class WebSocketGraphQL(GraphQL[Context, None]):
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
         context = Context(self.services, None)
-        context.address = request.client.host if request.client else "unknown"
+        context.address = client_address(request.scope)
         request.scope[CONTEXT_KEY] = context
         return context
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
-        params: dict[str, Any] = context.connection_params or {}
-        header = params.get("Authorization", params.get("authorization"))
-        if header is not None and not isinstance(header, str):
-            raise ConnectionRejectionError({"message": "Authorization must be a string"})
+        header = authorization(context.connection_params or {})
         try:
             context.actor = self.services.authenticator.actor(header)
         except InvalidToken as error:
-            raise ConnectionRejectionError({"message": str(error)}) from None
+            raise Refused(4401, str(error), "UNAUTHENTICATED") from None
         key = identity_key(context.actor, context.address)
         if not self.services.connection_limits.open_connection(key):
-            raise ConnectionRejectionError({"message": "Too many connections for this user"})
-        context.identity = key
+            raise Refused(4403, "Too many connections for this user", "TOO_MANY_CONNECTIONS")
+        context.identity = key  # counted: released when the socket ends
         return await super().on_ws_connect(context)
+
+    def end_pending(self, scope: Scope) -> None:
+        address = scope.pop(PENDING_KEY, None)
+        if address is not None:
+            self.services.connection_limits.end_pending(address)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
             await super().__call__(scope, receive, send)
             return
+        address = client_address(scope)
+        if not self.services.connection_limits.open_pending(address):
+            # Refused before the handshake (HTTP 403): nothing is held for it.
+            await receive()  # websocket.connect
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        scope[PENDING_KEY] = address
         scope[SEND_KEY] = send
         watchdog = asyncio.create_task(self._close_when_idle(scope, send))
         try:
             await super().__call__(scope, receive, send)
         finally:
             watchdog.cancel()
+            self.end_pending(scope)
             context: Context | None = scope.get(CONTEXT_KEY)
             if context is not None and context.identity is not None:
                 self.services.connection_limits.close_connection(context.identity)

@@ -1,4 +1,5 @@
-"""Per-identity caps on WebSocket connections and live subscriptions."""
+"""Per-identity caps on WebSocket connections and live subscriptions, and a per-address
+cap on sockets accepted that have not sent connection_init yet."""
 
 from __future__ import annotations
 
@@ -15,11 +16,25 @@ def identity_key(actor: Actor | None, address: str) -> str:
 
 
 class ConnectionLimits:
-    def __init__(self, max_connections: int, max_subscriptions: int) -> None:
+    def __init__(self, max_connections: int, max_subscriptions: int, max_pending: int) -> None:
         self.max_connections = max_connections
         self.max_subscriptions = max_subscriptions
+        self.max_pending = max_pending
         self.connections: Counter[str] = Counter()
         self.subscriptions: Counter[str] = Counter()
+        self.pending: Counter[str] = Counter()
+
+    def open_pending(self, address: str) -> bool:
+        """A socket from ``address`` is about to be accepted, before its connection_init."""
+        if self.pending[address] >= self.max_pending:
+            return False
+        self.pending[address] += 1
+        return True
+
+    def end_pending(self, address: str) -> None:
+        self.pending[address] -= 1
+        if self.pending[address] <= 0:
+            del self.pending[address]
 
     def open_connection(self, key: str) -> bool:
         if self.connections[key] >= self.max_connections:

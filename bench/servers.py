@@ -20,9 +20,12 @@ def shopfront_env(folder: Path) -> dict[str, str]:
         **db_env(folder),
         "SHOPFRONT_ENV": "prod",
         "SHOPFRONT_JWT_SECRET": JWT_SECRET,
-        # The bench is one client hammering loopback: no per-identity rate limit, and
-        # room for thousands of sockets and subscriptions per identity.
+        # The bench is one client hammering loopback: no rate limits, and room for
+        # thousands of sockets and subscriptions per identity (and pending per address).
         "SHOPFRONT_RATE_LIMIT_PER_SECOND": "0",
+        "SHOPFRONT_RATE_LIMIT_PER_ADDRESS_PER_SECOND": "0",
+        "SHOPFRONT_REGISTRATIONS_PER_ADDRESS_PER_MINUTE": "0",
+        "SHOPFRONT_MAX_PENDING_WEBSOCKETS_PER_ADDRESS": "1000000",
         "SHOPFRONT_MAX_WEBSOCKETS_PER_IDENTITY": "1000000",
         "SHOPFRONT_MAX_SUBSCRIPTIONS_PER_IDENTITY": "1000000",
         # The memory phase holds 10,000 idle sockets at once, more than the default cap.

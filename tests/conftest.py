@@ -92,6 +92,10 @@ def _env_for(settings: Settings) -> dict[str, str]:
             # Load-shaped tests send bursts from one address; the limiter has tests of its own.
             "SHOPFRONT_RATE_LIMIT_PER_SECOND": "2000",
             "SHOPFRONT_RATE_LIMIT_BURST": "5000",
+            "SHOPFRONT_RATE_LIMIT_PER_ADDRESS_PER_SECOND": "5000",
+            "SHOPFRONT_RATE_LIMIT_PER_ADDRESS_BURST": "20000",
+            "SHOPFRONT_REGISTRATIONS_PER_ADDRESS_PER_MINUTE": "0",
+            "SHOPFRONT_MAX_PENDING_WEBSOCKETS_PER_ADDRESS": "2000",
             "SHOPFRONT_MAX_WEBSOCKETS_PER_IDENTITY": "200",
         }
     )

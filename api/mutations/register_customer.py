@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 import strawberry
+from graphql import GraphQLError
 
 from api.context import Info
 from api.mutations.common import CONSISTENCY_DOC, run_command, token_of
+from api.security import retry_after
 from api.types.common import UserError
 from api.types.customer import Customer
 from domain import commands as c
@@ -35,6 +37,14 @@ class RegisterCustomerMutation:
     async def register_customer(
         self, info: Info, input: RegisterCustomerInput
     ) -> RegisterCustomerPayload:
+        # Every sign-up is a new identity with a full rate-limit bucket: capped per address.
+        wait = info.context.services.rate_limits.registration(info.context.address)
+        if wait:
+            seconds = retry_after(wait)
+            raise GraphQLError(
+                f"Too many sign-ups from this address: retry in {seconds} s",
+                extensions={"code": "RATE_LIMITED", "retryAfter": seconds},
+            )
         result = await run_command(
             info, c.RegisterCustomer(info.context.actor, email=input.email, name=input.name)
         )

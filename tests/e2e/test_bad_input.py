@@ -256,7 +256,7 @@ async def test_websocket_with_a_bad_token_is_rejected(live_app: LiveAppLike) -> 
                 message = await asyncio_wait(ws.recv())
                 pytest.fail(f"{name}: expected the connection to close, got {message!r}")
             assert closed.value.rcvd is not None, name
-            assert closed.value.rcvd.code == 4403, (name, closed.value.rcvd)
+            assert closed.value.rcvd.code == 4401, (name, closed.value.rcvd)
 
     # connection_init payload that is not an object, an Authorization that is not a
     # string, or a bearer without a token: rejected as well, not a crash.
@@ -269,7 +269,7 @@ async def test_websocket_with_a_bad_token_is_rejected(live_app: LiveAppLike) -> 
             with pytest.raises(ConnectionClosed) as closed:
                 await asyncio_wait(ws.recv())
             assert closed.value.rcvd is not None
-            assert closed.value.rcvd.code in (4400, 4403), closed.value.rcvd
+            assert closed.value.rcvd.code in (4400, 4401), closed.value.rcvd
 
     # The legacy protocol answers connection_error, then closes.
     async with connect(

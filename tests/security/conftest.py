@@ -88,6 +88,19 @@ def _slow_refill(work: Path, jwks: JwksEndpoint) -> dict[str, str]:
     return {"SHOPFRONT_RATE_LIMIT_PER_SECOND": "0.001", "SHOPFRONT_RATE_LIMIT_BURST": "3"}
 
 
+def _side_door(work: Path, jwks: JwksEndpoint) -> dict[str, str]:
+    return {
+        "SHOPFRONT_RATE_LIMIT_PER_SECOND": "1",
+        "SHOPFRONT_RATE_LIMIT_BURST": "5",
+        "SHOPFRONT_RATE_LIMIT_PER_ADDRESS_PER_SECOND": "1",
+        "SHOPFRONT_RATE_LIMIT_PER_ADDRESS_BURST": "8",
+        "SHOPFRONT_REGISTRATIONS_PER_ADDRESS_PER_MINUTE": "1",
+        "SHOPFRONT_REGISTRATIONS_PER_ADDRESS_BURST": "3",
+        "SHOPFRONT_MAX_WEBSOCKETS_PER_IDENTITY": "2",
+        "SHOPFRONT_MAX_PENDING_WEBSOCKETS_PER_ADDRESS": "3",
+    }
+
+
 CONFIGURATIONS: dict[str, Callable[[Path, JwksEndpoint], dict[str, str]]] = {
     "dev_server": _dev,
     "prod_server": _prod,
@@ -95,6 +108,7 @@ CONFIGURATIONS: dict[str, Callable[[Path, JwksEndpoint], dict[str, str]]] = {
     "rs256_url_server": _rs256_url,
     "abuse_server": _abuse,
     "slow_refill_server": _slow_refill,
+    "side_door_server": _side_door,
 }
 SEPARATE_PROCESS = {"prod_server"}
 
@@ -326,6 +340,14 @@ def slow_refill_server(fleet: Fleet) -> Server:
     """A burst of 3 requests per identity, then one per 1,000 s: a spent budget stays
     spent for the whole run."""
     return fleet.get("slow_refill_server")
+
+
+@pytest.fixture(scope="session")
+def side_door_server(fleet: Fleet) -> Server:
+    """Rate limits per identity (1/s, burst 5) and per address (1/s, burst 8), 3 sign-ups
+    per address (then 1 a minute), 2 sockets per identity, 3 pending sockets per address.
+    Tests each use their own loopback source address (127.0.0.N)."""
+    return fleet.get("side_door_server")
 
 
 @pytest.fixture(scope="session")

@@ -80,7 +80,7 @@ async def assert_ws_rejected(server: Server, token: str) -> None:
             message = await asyncio.wait_for(ws.recv(), TIMEOUT)
             pytest.fail(f"expected the connection to be closed, got {message!r}")
         assert closed.value.rcvd is not None
-        assert closed.value.rcvd.code == 4403, closed.value.rcvd
+        assert closed.value.rcvd.code == 4401, closed.value.rcvd
 
 
 # -- HS256 ---------------------------------------------------------------------------------
