@@ -80,12 +80,18 @@ class LiveApp:
 
 
 def _env_for(settings: Settings) -> dict[str, str]:
+    return server_env(settings.write_database_url, settings.read_database_url, settings.jwt_secret)
+
+
+def server_env(write_url: str, read_url: str, jwt_secret: str = TEST_SECRET) -> dict[str, str]:
+    """The environment of a test's ``shopfront serve`` (or CLI) on these databases: this
+    process's environment without its SHOPFRONT_ settings, plus the tests' own."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPFRONT_")}
     env.update(
         {
-            "SHOPFRONT_WRITE_DATABASE_URL": settings.write_database_url,
-            "SHOPFRONT_READ_DATABASE_URL": settings.read_database_url,
-            "SHOPFRONT_JWT_SECRET": settings.jwt_secret,
+            "SHOPFRONT_WRITE_DATABASE_URL": write_url,
+            "SHOPFRONT_READ_DATABASE_URL": read_url,
+            "SHOPFRONT_JWT_SECRET": jwt_secret,
             "SHOPFRONT_PROJECTION_POLL_INTERVAL": "0.2",
             "SHOPFRONT_LOG_LEVEL": "warning",
             "SHOPFRONT_READ_YOUR_WRITES_TIMEOUT": "2",

@@ -5,7 +5,6 @@ stock, with gap-free event positions and every projection caught up."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import uuid
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import ROOT, TEST_SECRET, free_port, start_server, stop_server
+from tests.conftest import ROOT, free_port, server_env, start_server, stop_server
 from tests.e2e.client import Api, Json, api_client, unique
 from tests.reliability.support import staff_token
 from tests.servers import PostgresServer, postgres_server
@@ -36,17 +35,7 @@ def _env(server: PostgresServer) -> dict[str, str]:
     write, read = f"write_{suffix}", f"read_{suffix}"
     server.create_database(write)
     server.create_database(read)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPFRONT_")}
-    env.update(
-        SHOPFRONT_WRITE_DATABASE_URL=server.url(write),
-        SHOPFRONT_READ_DATABASE_URL=server.url(read),
-        SHOPFRONT_JWT_SECRET=TEST_SECRET,
-        SHOPFRONT_PROJECTION_POLL_INTERVAL="0.2",
-        SHOPFRONT_LOG_LEVEL="warning",
-        SHOPFRONT_RATE_LIMIT_PER_SECOND="2000",
-        SHOPFRONT_RATE_LIMIT_BURST="5000",
-    )
-    return env
+    return server_env(server.url(write), server.url(read))
 
 
 def _cli(env: dict[str, str], *args: str) -> str:
