@@ -13,7 +13,6 @@ import sqlalchemy as sa
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -26,6 +25,7 @@ from api.http_request import wants_html
 from api.limits import Limits
 from api.logs import RequestId
 from api.metrics import Metrics, MetricsMiddleware
+from api.origins import Cors
 from api.schema import build_schema
 from api.security import RateLimit, SecurityHeaders
 from api.seed import DEMO_EMAIL
@@ -63,6 +63,9 @@ def build_app(settings: Settings) -> Starlette:
             await services.close()
 
     async def graphql(request: Request) -> Response:
+        if request.method == "OPTIONS":
+            # Not a CORS preflight (Cors answers those): what this path accepts.
+            return Response(status_code=204, headers={"Allow": "GET, HEAD, POST, OPTIONS"})
         if request.method == "GET" and settings.is_dev and wants_html(request):
             return graphiql_response(await _demo_headers(services))
         return await graphql_http(request, services)
@@ -94,7 +97,7 @@ def build_app(settings: Settings) -> Starlette:
 
     app = Starlette(
         routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/graphql", graphql, methods=["GET", "POST", "OPTIONS"]),
             WebSocketRoute("/graphql", websocket_app),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
@@ -119,17 +122,7 @@ def _middleware(settings: Settings, services: Services, metrics: Metrics) -> lis
         Middleware(HeaderLimit, max_bytes=settings.max_header_bytes),
         Middleware(BodyDeadline, timeout=settings.body_read_timeout),
     ]
-    if settings.cors_origins:
-        stack.append(
-            Middleware(
-                CORSMiddleware,
-                allow_origins=settings.cors_origins,
-                allow_methods=["GET", "POST"],
-                allow_headers=["Authorization", "Content-Type", "Accept", "Shopfront-Consistency"],
-                expose_headers=["Retry-After"],
-                max_age=600,
-            )
-        )
+    stack.append(Middleware(Cors, settings=settings))
     stack.append(
         Middleware(RateLimit, authenticator=services.authenticator, limits=services.rate_limits)
     )

@@ -56,6 +56,13 @@ CODES: dict[str, ErrorCode] = {
         "The body did not arrive within `SHOPFRONT_BODY_READ_TIMEOUT`.",
         "Retry on a working connection.",
     ),
+    "CORS_NOT_ALLOWED": ErrorCode(
+        "request",
+        "403 (a CORS preflight)",
+        "The page's origin may not call the API (prod: not in `SHOPFRONT_CORS_ORIGINS`; dev "
+        "also allows localhost, 127.0.0.1 and [::1] on any port).",
+        "Add the origin to `SHOPFRONT_CORS_ORIGINS` and `SHOPFRONT_ALLOWED_ORIGINS`.",
+    ),
     "SUBSCRIPTION_NEEDS_WEBSOCKET": ErrorCode(
         "request",
         "400",

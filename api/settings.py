@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     allowed_origins: list[str] = Field(default_factory=list)
     # Browser origins allowed to call over HTTP (CORS); empty: same-origin only.
     cors_origins: list[str] = Field(default_factory=list)
+    # Dev only: pages on localhost / 127.0.0.1 / [::1], any port (a frontend dev server),
+    # may call over HTTP and open WebSockets too. Prod uses the two lists alone.
+    dev_allow_loopback_origins: bool = True
     # Requests per second per identity (token subject, else client address); 0: no limit.
     rate_limit_per_second: float = Field(default=50.0, ge=0)
     rate_limit_burst: int = Field(default=100, ge=1)

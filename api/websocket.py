@@ -54,6 +54,7 @@ from api.context import Context
 from api.fanout import PayloadEncoder, SocketOperation, socket_operation
 from api.http_request import QueryTooLarge, utf8_length
 from api.limits import limit_error
+from api.origins import is_loopback, loopback_allowed
 from api.security import client_address, rate_limited_error
 from api.services import Services
 from api.ws_auth import Refused, authorization
@@ -217,6 +218,11 @@ class WebSocketGraphQL(GraphQL[Context, None]):
         )
         self.services = services
         self.payloads = PayloadEncoder()
+
+    def is_websocket_origin_allowed(self, request: WebSocket, origin: str) -> bool:
+        if loopback_allowed(self.services.settings) and is_loopback(origin):
+            return True
+        return super().is_websocket_origin_allowed(request, origin)
 
     def encode_json(self, data: object) -> str:
         return self.payloads.encode(data)

@@ -192,7 +192,7 @@ async def _ws_init(server: Server, origin: str | None) -> str:
 
 
 async def test_websocket_origins(dev_server: Server) -> None:
-    for origin in (EVIL_ORIGIN, "https://shop.example.evil.example", "http://localhost:1"):
+    for origin in (EVIL_ORIGIN, "https://shop.example.evil.example", "http://localhost.evil:1"):
         with pytest.raises(InvalidStatus) as refused:
             await _ws_init(dev_server, origin)
         assert refused.value.response.status_code == 403, origin
