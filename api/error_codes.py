@@ -63,6 +63,13 @@ CODES: dict[str, ErrorCode] = {
         "also allows localhost, 127.0.0.1 and [::1] on any port).",
         "Add the origin to `SHOPFRONT_CORS_ORIGINS` and `SHOPFRONT_ALLOWED_ORIGINS`.",
     ),
+    "BATCH_TOO_LARGE": ErrorCode(
+        "request",
+        "400",
+        "A batch (a JSON array of operations) with none, or more than "
+        "`SHOPFRONT_MAX_BATCH_OPERATIONS` (10).",
+        "Send at most 10 operations per batch (Apollo: `batchMax: 10`).",
+    ),
     "SUBSCRIPTION_NEEDS_WEBSOCKET": ErrorCode(
         "request",
         "400",

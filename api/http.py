@@ -49,11 +49,14 @@ from api.http_request import (
     GraphQLRequest,
     QueryTooLarge,
     accept_header,
+    graphql_request,
     negotiate,
-    read_request,
+    read_params,
 )
 from api.persisted import PersistedQueryNotFound
+from api.security import client_address, rate_limited_error, retry_after
 from api.services import Services
+from api.ws_limits import identity_key
 from domain.commands import Actor
 
 log = logging.getLogger("shopfront.http")
@@ -185,9 +188,62 @@ async def graphql_http(request: Request, services: Services) -> Response:
             JSON,
         )
     try:
-        params = await read_request(
-            request,
-            services.persisted_queries.resolve,
+        raw = await read_params(request, services.settings.max_batch_operations)
+    except BadRequest as error:
+        return _respond(
+            request_error(error.message, error.code), error.status, media_type, error.headers
+        )
+    if isinstance(raw, list):
+        return await _batch(request, services, raw, media_type)
+    return await _operation(request, services, raw, media_type)
+
+
+async def _batch(
+    request: Request, services: Services, items: list[dict[str, Any]], media_type: str
+) -> Response:
+    """A JSON array of operations (Apollo's BatchHttpLink): each run as if sent alone, in
+    order, each counted against the rate limits (the middleware took one token for the
+    request) and the query limits; answered with the array of their answers."""
+    try:
+        actor = request_actor(services.authenticator, request.scope)
+    except InvalidToken as error:
+        return _unauthenticated(error, media_type)
+    address = client_address(request.scope)
+    wait = services.rate_limits.request(identity_key(actor, address), address, len(items) - 1)
+    if wait:
+        return _respond(
+            {"errors": [rate_limited_error(wait)]},
+            429,
+            media_type,
+            {"Retry-After": str(retry_after(wait))},
+        )
+    answers = [await _operation(request, services, item, media_type) for item in items]
+    return Response(
+        b"[" + b",".join(bytes(answer.body) for answer in answers) + b"]",
+        200,
+        headers=VARY,
+        media_type=f"{media_type}; charset={CHARSET}",
+    )
+
+
+def _unauthenticated(error: InvalidToken, media_type: str) -> Response:
+    return _respond(
+        request_error(str(error), "UNAUTHENTICATED"),
+        401,
+        media_type,
+        {"WWW-Authenticate": "Bearer"},
+    )
+
+
+async def _operation(
+    request: Request, services: Services, raw: dict[str, Any], media_type: str
+) -> Response:
+    """One operation's answer (alone, or one of a batch)."""
+    try:
+        params = graphql_request(
+            raw,
+            from_url=request.method in ("GET", "HEAD"),
+            resolve=services.persisted_queries.resolve,
             max_query_bytes=services.settings.max_query_bytes,
         )
         actor = request_actor(services.authenticator, request.scope)
@@ -210,12 +266,7 @@ async def graphql_http(request: Request, services: Services) -> Response:
             media_type,
         )
     except InvalidToken as error:
-        return _respond(
-            request_error(str(error), "UNAUTHENTICATED"),
-            401,
-            media_type,
-            {"WWW-Authenticate": "Bearer"},
-        )
+        return _unauthenticated(error, media_type)
     if behind is not None:
         return _respond(behind, 503, media_type, {"Retry-After": "1"})
     allowed = (

@@ -208,7 +208,7 @@ async def _read_body(request: Request) -> bytes:
     return bytes(body)
 
 
-async def _post_params(request: Request) -> dict[str, Any]:
+async def _post_params(request: Request) -> dict[str, Any] | list[Any]:
     content_type, charset = _content_type(request.headers.get("content-type"))
     if content_type not in (JSON, GRAPHQL_REQUEST):
         raise BadRequest(
@@ -236,8 +236,10 @@ async def _post_params(request: Request) -> dict[str, Any]:
         params = orjson.loads(body)  # UTF-8 only, as the spec requires
     except orjson.JSONDecodeError:
         raise BadRequest("The request body is not valid JSON") from None
+    if isinstance(params, list):  # a batch: checked by read_params
+        return params
     if not isinstance(params, dict):
-        raise BadRequest("The request body must be a JSON object")
+        raise BadRequest("The request body must be a JSON object (or an array of them)")
     return params
 
 
@@ -252,14 +254,34 @@ class GraphQLRequest:
 Resolve = Callable[[str | None, dict[str, Any] | None], str | None]
 
 
-async def read_request(
-    request: Request, resolve: Resolve | None = None, *, max_query_bytes: int | None = None
+async def read_params(request: Request, max_batch: int) -> dict[str, Any] | list[dict[str, Any]]:
+    """The request's parameters: one operation's (GET, or a POSTed JSON object), or a
+    batch's (a POSTed JSON array of objects, as Apollo's BatchHttpLink sends, at most
+    ``max_batch`` of them); BadRequest if not well-formed."""
+    if request.method in ("GET", "HEAD"):
+        return _get_params(request)
+    params = await _post_params(request)
+    if not isinstance(params, list):
+        return params
+    if not params or len(params) > max_batch:
+        raise BadRequest(
+            f"A batch holds 1 to {max_batch} operations, not {len(params)}", code="BATCH_TOO_LARGE"
+        )
+    if not all(isinstance(item, dict) for item in params):
+        raise BadRequest("Each operation of a batch must be a JSON object")
+    return params
+
+
+def graphql_request(
+    params: dict[str, Any],
+    *,
+    from_url: bool,
+    resolve: Resolve | None = None,
+    max_query_bytes: int | None = None,
 ) -> GraphQLRequest:
-    """The GraphQL-over-HTTP request parameters; BadRequest if it is not well-formed,
+    """One operation's GraphQL-over-HTTP parameters; BadRequest if not well-formed,
     QueryTooLarge if its query is longer than ``max_query_bytes``. ``resolve``
     (persisted queries) turns (query, extensions) into the query to run."""
-    from_url = request.method in ("GET", "HEAD")
-    params = _get_params(request) if from_url else await _post_params(request)
     extensions = _json_param(params.get("extensions"), "extensions", encoded=from_url)
     query = params.get("query")
     if (

@@ -70,20 +70,22 @@ class TokenBuckets:
         tokens, last = self._buckets.get(key, (float(self.burst), now))
         return min(float(self.burst), tokens + (now - last) * self.rate)
 
-    def wait(self, key: str, now: float) -> float:
-        """Seconds until a token is there (0: one is there now); takes nothing."""
+    def wait(self, key: str, now: float, count: int = 1) -> float:
+        """Seconds until ``count`` tokens are there (0: they are there now); takes nothing.
+        More than the burst can never be there: the wait is then for a full bucket."""
+        need = min(count, self.burst)
         tokens = self._tokens(key, now)
-        return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+        return 0.0 if tokens >= need and count <= self.burst else (need - tokens) / self.rate
 
-    def take(self, key: str, now: float | None = None) -> float:
-        """Take one token; return 0 if allowed, else the seconds until one is there."""
+    def take(self, key: str, now: float | None = None, count: int = 1) -> float:
+        """Take ``count`` tokens; return 0 if allowed, else the seconds until they are there."""
         now = time.monotonic() if now is None else now
         tokens = self._tokens(key, now)
         wait = 0.0
-        if tokens >= 1:
-            tokens -= 1
+        if tokens >= count:
+            tokens -= count
         else:
-            wait = (1 - tokens) / self.rate
+            wait = (min(count, self.burst) - tokens) / self.rate
         self._buckets.pop(key, None)
         self._buckets[key] = (tokens, now)
         if len(self._buckets) > self.max_keys:
@@ -111,16 +113,17 @@ class RateLimits:
             settings.registrations_per_address_burst,
         )
 
-    def request(self, identity: str, address: str) -> float:
-        """0 if allowed (a token taken from both buckets), else the seconds to wait (and
-        nothing taken: a refused request does not drain the other bucket)."""
+    def request(self, identity: str, address: str, count: int = 1) -> float:
+        """0 if allowed (``count`` tokens taken from both buckets: a batch of operations
+        counts each), else the seconds to wait (and nothing taken: a refused request does
+        not drain the other bucket)."""
         now = time.monotonic()
         pairs = [(b, k) for b, k in ((self.identities, identity), (self.addresses, address)) if b]
-        wait = max((buckets.wait(key, now) for buckets, key in pairs), default=0.0)
+        wait = max((buckets.wait(key, now, count) for buckets, key in pairs), default=0.0)
         if wait:
             return wait
         for buckets, key in pairs:
-            buckets.take(key, now)
+            buckets.take(key, now, count)
         return 0.0
 
     def registration(self, address: str) -> float:

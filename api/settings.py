@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     allowed_origins: list[str] = Field(default_factory=list)
     # Browser origins allowed to call over HTTP (CORS); empty: same-origin only.
     cors_origins: list[str] = Field(default_factory=list)
+    # Operations in one batched POST (a JSON array, as Apollo's BatchHttpLink sends).
+    max_batch_operations: int = Field(default=10, ge=1)
     # Dev only: pages on localhost / 127.0.0.1 / [::1], any port (a frontend dev server),
     # may call over HTTP and open WebSockets too. Prod uses the two lists alone.
     dev_allow_loopback_origins: bool = True
