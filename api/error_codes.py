@@ -178,6 +178,12 @@ CODES: dict[str, ErrorCode] = {
         "A bug; in prod the message is only the request id.",
         "Report the request id; retrying may help.",
     ),
+    "OPERATION_NOT_ALLOWED": ErrorCode(
+        "ws",
+        "an `error` message for the operation",
+        "A query or mutation over the legacy `graphql-ws` protocol, which runs subscriptions only.",
+        "Send queries and mutations over HTTP, or use graphql-transport-ws.",
+    ),
     "TOO_MANY_SUBSCRIPTIONS": ErrorCode(
         "ws",
         "an `error` message for the operation",

@@ -9,6 +9,7 @@ from typing import Any
 
 from graphql import GraphQLError, GraphQLFormattedError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
 from api.logs import current_request_id
 from domain.model import DomainError
@@ -32,6 +33,11 @@ def error_code(error: GraphQLError) -> str:
     original = error.original_error
     if isinstance(original, (ApiError, DomainError)):
         return original.code
+    if isinstance(original, InvalidOperationTypeError):
+        # The legacy graphql-ws protocol runs subscriptions only.
+        return "OPERATION_NOT_ALLOWED"
+    if isinstance(original, CannotGetOperationTypeError):
+        return "GRAPHQL_VALIDATION_FAILED"
     if isinstance(error, GraphQLSyntaxError):
         # graphql-core's own token limit (MaxTokensLimiter) aborts parsing this way.
         # ... and its source length limit (the query size limit) likewise.
@@ -52,6 +58,8 @@ def with_code(error: GraphQLError, *, expose_internal: bool) -> GraphQLError:
     code = error_code(error)
     extensions: dict[str, Any] = {**(error.extensions or {}), "code": code}
     message = error.message
+    if code == "OPERATION_NOT_ALLOWED":
+        message = f"{message} here: send queries and mutations over HTTP or graphql-transport-ws"
     if not expose_internal:
         # graphql-core's "Did you mean ...?" would map the schema that introspection hides.
         message = SUGGESTION.sub("", message)
