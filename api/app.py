@@ -26,9 +26,9 @@ from api.graphql.limits import Limits
 from api.graphql.schema import build_schema
 from api.http.request import wants_html
 from api.http.view import graphiql_response, graphql_http
-from api.logs import RequestId
 from api.middleware.edge import BodyDeadline, HeaderLimit
 from api.middleware.metrics import Metrics, MetricsMiddleware
+from api.middleware.request_id import RequestId
 from api.middleware.security import RateLimit, SecurityHeaders
 from api.settings import Settings
 from api.ws.frames import KeepServerSend

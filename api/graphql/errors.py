@@ -10,7 +10,7 @@ from typing import Any
 from graphql import GraphQLError, GraphQLFormattedError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
 
-from api.logs import current_request_id
+from api.middleware.request_id import current_request_id
 from domain.model import DomainError
 
 log = logging.getLogger("shopfront.errors")
