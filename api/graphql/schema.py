@@ -26,8 +26,8 @@ DOCUMENT_CACHE_BYTES = 64 * 1024 * 1024
 
 class RememberedNames(NameConverter):
     """Strawberry works out the GraphQL name of every input field again on every request
-    (``to_camel_case`` per field of every input object: 6% of a ``placeOrder``'s CPU); a
-    field's name never changes, so each is worked out once."""
+    (``to_camel_case`` per field of every input object, a visible share of a mutation's
+    CPU: docs/performance.md); a field's name never changes, so each is worked out once."""
 
     MAX_FIELDS = 10_000
 

@@ -87,9 +87,9 @@ class ResponseCache:
         query: str, operation_name: str | None, variables: dict[str, Any] | None, who: str
     ) -> Key | None:
         try:
-            # As text: a small bytes object from orjson holds on to about 4 KiB for as
-            # long as it lives (measured: 4,120 bytes each for 100,000 kept), which the
-            # cache's own accounting would not see.
+            # As text: a small bytes object from orjson holds on to far more memory than
+            # its length for as long as it lives (docs/performance.md), which the cache's
+            # own accounting would not see.
             encoded = orjson.dumps(variables, option=orjson.OPT_SORT_KEYS).decode()
         except TypeError:  # not JSON after all (cannot come from a JSON body): no caching
             return None

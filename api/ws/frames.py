@@ -9,7 +9,7 @@ it once (:func:`text_frame`) and writes it to each connection's transport
 (:func:`write_frame`), when that connection is in the one state where uvicorn's own send
 would do nothing else: handshake done, open, no close sent, no extension, not paused by
 flow control, nothing of its own waiting to be written. In any other state (or with
-another server) it returns False and the caller sends through ASGI as before.
+another server) it returns False and the caller sends through ASGI instead.
 
 This reads uvicorn's and websockets' protocol objects (their attributes, not a public
 API), at the versions of ``requirements.lock``. ``tests/unit/test_ws_frames.py`` checks
