@@ -17,22 +17,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 
-from api.edge import BodyDeadline, HeaderLimit
+from api.bootstrap import Services
+from api.cli.seeding import DEMO_EMAIL
 from api.examples import example_routes
 from api.graphiql import STATIC_PREFIX, static_app
-from api.http import graphiql_response, graphql_http
-from api.http_request import wants_html
-from api.limits import Limits
-from api.logs import RequestId
-from api.metrics import Metrics, MetricsMiddleware
-from api.origins import Cors
-from api.schema import build_schema
-from api.security import RateLimit, SecurityHeaders
-from api.seed import DEMO_EMAIL
-from api.services import Services
+from api.graphql.limits import Limits
+from api.graphql.schema import build_schema
+from api.http.request import wants_html
+from api.http.view import graphiql_response, graphql_http
+from api.middleware.edge import BodyDeadline, HeaderLimit
+from api.middleware.metrics import Metrics, MetricsMiddleware
+from api.middleware.origins import Cors
+from api.middleware.request_id import RequestId
+from api.middleware.security import RateLimit, SecurityHeaders
 from api.settings import Settings
-from api.websocket import WebSocketGraphQL
-from api.ws_frames import KeepServerSend
+from api.ws.frames import KeepServerSend
+from api.ws.view import WebSocketGraphQL
 from projections.screens import customer_profile
 
 log = logging.getLogger("shopfront")

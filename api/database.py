@@ -2,8 +2,8 @@
 
 Transactions of the write model and of the projectors run as plain functions on worker
 threads (``create_sync_engine``): one thread hop per transaction instead of several per
-statement, which is what an async driver costs (measured: ~0.45 ms per statement through
-aiosqlite against ~0.04 ms in-thread). GraphQL reads use the async engine.
+statement, which is what an async driver costs (docs/performance.md). GraphQL reads use
+the async engine.
 """
 
 from __future__ import annotations

@@ -68,8 +68,8 @@ class Settings(BaseSettings):
     max_query_bytes: int = Field(default=64 * 1024, ge=1024)
     # Query responses kept per process, invalidated by the read-table positions; 0: off.
     response_cache_mb: float = Field(default=64.0, ge=0)
-    # permessage-deflate on WebSockets: ~40 KiB of zlib state per connection, for
-    # messages of a few hundred bytes; off unless asked for.
+    # permessage-deflate on WebSockets: zlib state held per connection, for messages of a
+    # few hundred bytes; off unless asked for (docs/performance.md).
     websocket_compression: bool = False
     log_level: str = "info"
     # `shopfront serve`'s limits on slow or greedy clients (docs/operations.md): open
@@ -90,8 +90,8 @@ class Settings(BaseSettings):
     # dev, not served (404) in prod.
     metrics_token: str | None = None
     # `shopfront serve`: objects allocated between two young garbage collections (Python's
-    # default is 700); 0 leaves Python's. Fewer young collections: placeOrder +12%, the
-    # broadcast to 1,000 subscribers p99 -15% (docs/performance.md).
+    # default is 700); 0 leaves Python's. A request's objects die young: fewer young
+    # collections mean less time walking the objects still in use (docs/performance.md).
     gc_young_threshold: int = Field(default=50_000, ge=0)
     # Test-only fault injection: "NAME[:N]" kills the process (SIGKILL) after projector NAME
     # has written its rows for the N-th time, before they commit. Never set it in production.

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from api.services import Services
+from api.bootstrap import Services
 from api.settings import Settings
 from bench.dataset import sqlite_url
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from api.auth import make_token
-from api.services import Services
+from api.bootstrap import Services
 from api.settings import Settings
 from migrations.runner import upgrade
 

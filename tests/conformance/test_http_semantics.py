@@ -1,7 +1,7 @@
 """GraphQL-over-HTTP details the graphql-http audit does not check (its fetch always
 sends an Accept header, and it tries one Accept value per media type): q-values,
 wildcards and charsets in Accept, the charset of every response, request charsets,
-GET parameters, HEAD. See api/http.py for the rules."""
+GET parameters, HEAD. See api/http/view.py for the rules."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import httpx
 import pytest
 
-from api.http_request import negotiate
+from api.http.request import negotiate
 
 JSON = "application/json"
 GRAPHQL_RESPONSE = "application/graphql-response+json"

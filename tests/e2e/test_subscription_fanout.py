@@ -2,8 +2,8 @@
 broadcast gets each change once and in order, whatever its protocol, document or
 variables; subscriptions with the same document get the same message; a stopped one gets
 nothing more while the others go on. Live changes take the express lane (sent from the
-broker's publish, api/pubsub.py), which /metrics counts; without compression their
-frames are made once per broadcast (api/ws_frames.py), with it per connection."""
+broker's publish, api/ws/pubsub.py), which /metrics counts; without compression their
+frames are made once per broadcast (api/ws/frames.py), with it per connection."""
 
 from __future__ import annotations
 

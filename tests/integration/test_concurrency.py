@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from api.bootstrap import Services
 from api.database import create_sync_engine
-from api.services import Services
 from domain import commands as c
 from domain import write_tables as w
 from domain.bus import CommandBus, CommandResult

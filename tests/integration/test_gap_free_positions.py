@@ -19,8 +19,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from api.bootstrap import Services
 from api.database import create_sync_engine
-from api.services import Services
 from api.settings import Settings
 from domain.event_log import Recorder, append
 from domain.events import CustomerRegistered

@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
+from api.bootstrap import Services
 from api.database import create_sync_engine
-from api.services import Services
 from api.settings import Settings
 from domain import commands as c
 from domain import write_tables as w

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.services import Services
+from api.bootstrap import Services
 from tests.conftest import fresh_settings
 from tests.integration.integration_support import (
     ShopModel,

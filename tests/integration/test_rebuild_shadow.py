@@ -27,7 +27,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine
 
-from api.services import Services
+from api.bootstrap import Services
 from projections import read_tables as r
 from projections.rebuild import buffer as rebuild_buffer
 from projections.rebuild import replay as rebuild

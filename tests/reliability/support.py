@@ -29,7 +29,7 @@ from sqlalchemy.engine import make_url
 
 from api.auth import make_token
 from api.database import create_sync_engine
-from api.queries import TOP_PRODUCTS
+from api.graphql.staff.queries import TOP_PRODUCTS
 from projections.engine.read_side import ReadSide as ProjectionRunner
 from projections.registry import PROJECTORS
 from tests.conftest import ROOT, TEST_SECRET, free_port, start_server, stop_server

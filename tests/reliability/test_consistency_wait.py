@@ -20,9 +20,9 @@ from typing import Any
 
 import httpx
 
-from api import consistency
 from api.app import build_app
-from api.services import Services
+from api.bootstrap import Services
+from api.http import consistency
 from domain import commands as c
 from tests.conftest import fresh_settings
 from tests.e2e.client import bearer

@@ -30,7 +30,7 @@ import orjson
 import pytest
 
 from api.database import create_sync_engine
-from api.ids import raw_id_of, to_global_id
+from api.graphql.ids import raw_id_of, to_global_id
 from tests.conftest import _env_for, fresh_settings
 from tests.e2e.client import api_client
 from tests.integration.integration_support import check_invariants

@@ -21,9 +21,9 @@ from typing import Any
 import orjson
 import pytest
 
-from api.context import Context
-from api.schema import build_schema
-from api.services import Services
+from api.bootstrap import Services
+from api.graphql.context import Context
+from api.graphql.schema import build_schema
 from domain import commands as c
 from domain import events as domain_events
 from tests.reliability.support import (

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.ids import to_global_id
+from api.graphql.ids import to_global_id
 from tests.conftest import _env_for, fresh_settings
 from tests.reliability.support import (
     CANCEL,

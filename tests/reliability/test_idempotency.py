@@ -10,7 +10,7 @@ from typing import cast
 
 import pytest
 
-from api.ids import raw_id_of
+from api.graphql.ids import raw_id_of
 from tests.conftest import LiveApp
 from tests.e2e.client import Api, Json, api_client, unique
 from tests.reliability.support import READ_WAIT, query_rows, sqlite_path, staff_token

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-from api.ids import raw_id_of
+from api.graphql.ids import raw_id_of
 from tests.conftest import LiveApp
 from tests.e2e.client import Api, Json, api_client, unique
 from tests.reliability.support import READ_WAIT, query_rows, sqlite_path, staff_token

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from api.ids import raw_id_of
+from api.graphql.ids import raw_id_of
 from tests.conftest import LiveApp
 from tests.reliability.support import (
     CANCEL,

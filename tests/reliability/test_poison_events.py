@@ -23,7 +23,7 @@ import httpx
 import orjson
 import pytest
 
-from api.ids import raw_id_of
+from api.graphql.ids import raw_id_of
 from tests.conftest import _env_for, fresh_settings
 from tests.reliability.support import (
     DASHBOARD,

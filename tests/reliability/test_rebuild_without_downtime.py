@@ -27,9 +27,9 @@ from typing import Any
 import httpx
 import pytest
 
-from api.ids import raw_id_of
-from api.seed import seed
-from api.services import Services
+from api.bootstrap import Services
+from api.cli.seeding import seed
+from api.graphql.ids import raw_id_of
 from api.settings import Settings
 from projections.rebuild.replay import HOLD_BEFORE_SWAP_ENV
 from projections.registry import PROJECTORS

@@ -17,7 +17,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from api.ids import to_global_id
+from api.graphql.ids import to_global_id
 from tests.e2e.client import (
     LEGACY_WS,
     MY_ORDERS,

@@ -18,7 +18,7 @@ import pytest
 from graphql import GraphQLError, get_introspection_query
 
 from api.app import build_app
-from api.errors import with_code
+from api.graphql.errors import with_code
 from api.settings import DEV_JWT_SECRET, Settings
 from tests.e2e.client import GRAPHQL_RESPONSE, JSON, TIMEOUT, Json, bearer
 

@@ -1,5 +1,5 @@
 """docs/errors.md lists every error code a client can receive: it is generated from
-api/error_codes.py, and every code-like string in api/ and domain/ is in that table (a new
+api/graphql/error_codes.py, and every code-like string in api/ and domain/ is in that table (a new
 code without documentation fails here), as every documented code is still used."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import ast
 import re
 from pathlib import Path
 
-from api.error_codes import CODES, markdown
+from api.graphql.error_codes import CODES, markdown
 
 ROOT = Path(__file__).resolve().parents[2]
 CODE_LIKE = re.compile(r"^[A-Z][A-Z0-9]*(_[A-Z0-9]+)+$|^(FORBIDDEN|UNAUTHENTICATED|CONFLICT)$")
@@ -42,14 +42,14 @@ def _code_like_strings() -> dict[str, list[str]]:
 
 def test_docs_errors_md_is_generated_from_the_table() -> None:
     assert (ROOT / "docs" / "errors.md").read_text() == markdown(), (
-        "docs/errors.md is out of date: python -m api.error_codes > docs/errors.md"
+        "docs/errors.md is out of date: python -m api.graphql.error_codes > docs/errors.md"
     )
 
 
 def test_every_code_in_the_source_is_documented() -> None:
     used = _code_like_strings()
     undocumented = {code: where for code, where in used.items() if code not in CODES}
-    assert not undocumented, f"add these to api/error_codes.py: {undocumented}"
+    assert not undocumented, f"add these to api/graphql/error_codes.py: {undocumented}"
 
 
 def test_every_documented_code_is_still_used() -> None:

@@ -1,4 +1,4 @@
-"""The express lane of a subscription (api.pubsub, api.fanout.send_now): a change offered
+"""The express lane of a subscription (api.ws.pubsub, api.ws.fanout.send_now): a change offered
 while the consumer waits is sent at once; a send that has to wait (a full socket buffer)
 finishes before anything queued after it is yielded; a send to a closed socket or a lane
 that fails loses nothing for the other subscribers."""
@@ -10,8 +10,8 @@ import datetime as dt
 
 from starlette.websockets import WebSocketDisconnect
 
-from api.fanout import send_now
-from api.pubsub import Delivery, OrderBroker
+from api.ws.fanout import send_now
+from api.ws.pubsub import Delivery, OrderBroker
 from projections.base import OrderChange
 
 

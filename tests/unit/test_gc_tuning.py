@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from api.cli import tune_garbage_collector
+from api.cli.serve import tune_garbage_collector
 from api.settings import Settings
 
 

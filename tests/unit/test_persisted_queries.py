@@ -7,8 +7,8 @@ import hashlib
 
 import pytest
 
-from api.http_request import BadRequest
-from api.persisted import PersistedQueries, PersistedQueryNotFound
+from api.http.persisted import PersistedQueries, PersistedQueryNotFound
+from api.http.request import BadRequest
 
 
 def _ext(query: str) -> dict[str, object]:

@@ -1,4 +1,4 @@
-"""Unit tests of api.response_cache: what is stored, for how long, under which key, and
+"""Unit tests of api.http.response_cache: what is stored, for how long, under which key, and
 how the byte bound is kept. No server: the projectors' versions come from a dict."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from api.response_cache import (
+from api.http.response_cache import (
     Key,
     Recording,
     ResponseCache,
@@ -73,7 +73,7 @@ def execute(
     *,
     uncacheable: bool = False,
 ) -> None:
-    """What api.http does around one execution: record, read, close, put."""
+    """What api.http.view does around one execution: record, read, close, put."""
     recording = cache.recording()
     try:
         record_tables(tables)

@@ -1,4 +1,4 @@
-"""A frame made once for a broadcast (api/ws_frames.py) is byte for byte what the
+"""A frame made once for a broadcast (api/ws/frames.py) is byte for byte what the
 ``websockets`` protocol that uvicorn runs writes for the same text on a server
 connection without extensions: short, 16-bit and 64-bit lengths, non-ASCII text."""
 
@@ -8,7 +8,7 @@ import pytest
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import Protocol, Side, State
 
-from api.ws_frames import server_protocol, text_frame
+from api.ws.frames import server_protocol, text_frame
 
 
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 65_535, 65_536, 200_000])

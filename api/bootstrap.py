@@ -1,0 +1,112 @@
+"""The single bootstrap: engines, command bus, read side and broker, wired once.
+
+``runner`` is the read side (``projections.engine.read_side.ReadSide``): everything
+``api/`` asks of the projections goes through it."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+
+from sqlalchemy import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.auth import Authenticator
+from api.database import create_engine, create_sync_engine
+from api.http.persisted import PersistedQueries
+from api.http.response_cache import ResponseCache
+from api.middleware.security import RateLimits
+from api.settings import Settings
+from api.ws.limits import ConnectionLimits
+from api.ws.pubsub import OrderBroker
+from domain.bus import CommandBus
+from projections.engine.read_side import ReadSide
+from projections.registry import PROJECTORS
+
+log = logging.getLogger("shopfront")
+KEY_REFRESH_SECONDS = 300.0
+
+
+@dataclasses.dataclass
+class Services:
+    settings: Settings
+    write_engine: Engine
+    log_engine: Engine
+    read_engine: AsyncEngine
+    projector_engine: Engine
+    bus: CommandBus
+    runner: ReadSide
+    broker: OrderBroker
+    authenticator: Authenticator
+    connection_limits: ConnectionLimits
+    response_cache: ResponseCache
+    # Shared by the HTTP rate-limit middleware and the WebSocket view.
+    rate_limits: RateLimits
+    persisted_queries: PersistedQueries = dataclasses.field(default_factory=PersistedQueries)
+    _key_refresh: asyncio.Task[None] | None = None
+
+    @classmethod
+    def create(cls, settings: Settings) -> Services:
+        write_engine = create_sync_engine(settings.write_database_url, "write")
+        log_engine = create_sync_engine(settings.write_database_url, "log")
+        read_engine = create_engine(settings.read_database_url, "read")
+        projector_engine = create_sync_engine(settings.read_database_url, "projector")
+        broker = OrderBroker()
+        runner = ReadSide(
+            log_engine,
+            projector_engine,
+            PROJECTORS,
+            batch_size=settings.projection_batch_size,
+            poll_interval=settings.projection_poll_interval,
+            publish=broker.publish,
+            crash_before_commit=settings.test_crash_before_commit,
+            rebuild_helper_min_events=settings.rebuild_helper_min_events,
+        )
+        bus = CommandBus(write_engine, on_commit=runner.notify)
+        return cls(
+            settings,
+            write_engine,
+            log_engine,
+            read_engine,
+            projector_engine,
+            bus,
+            runner,
+            broker,
+            Authenticator(settings),
+            ConnectionLimits(
+                settings.max_websockets_per_identity,
+                settings.max_subscriptions_per_identity,
+                settings.max_pending_websockets_per_address,
+            ),
+            ResponseCache(
+                int(settings.response_cache_mb * 2**20),
+                {table.name: name for name, p in PROJECTORS.items() for table in p.tables},
+                runner.version,
+            ),
+            RateLimits(settings),
+        )
+
+    async def start(self) -> None:
+        if self.authenticator.jwks_url is not None:
+            await asyncio.to_thread(self.authenticator.refresh_keys)
+            self._key_refresh = asyncio.create_task(self._refresh_keys_periodically())
+        await self.runner.start()
+
+    async def _refresh_keys_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(KEY_REFRESH_SECONDS)
+            try:
+                await asyncio.to_thread(self.authenticator.refresh_keys)
+            except Exception:  # keep the keys we have; try again next time
+                log.exception("could not refresh the JWKS")
+
+    async def close(self) -> None:
+        if self._key_refresh is not None:
+            self._key_refresh.cancel()
+        await self.runner.stop()
+        self.runner.close()
+        self.bus.close()
+        await self.read_engine.dispose()
+        for engine in (self.write_engine, self.log_engine, self.projector_engine):
+            engine.dispose()
