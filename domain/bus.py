@@ -65,6 +65,7 @@ class CommandBus:
             outcome: Outcome | Exception = await loop.run_in_executor(
                 self._executor, self._execute, command
             )
+            self._committed_outcomes([outcome])  # wake this process's projections now
         else:
             future: asyncio.Future[Outcome | Exception] = loop.create_future()
             self._waiting.append((command, future))

@@ -127,6 +127,22 @@ def fresh_url(template: Path, target: Path, which: str) -> str:
     return f"postgresql+asyncpg://postgres@127.0.0.1:{pg['port']}/{name}"
 
 
+def empty_url(template: Path, target: Path, which: str) -> str:
+    """The URL of a new empty (not migrated) database: an empty file ``target/which.db``,
+    or a new PostgreSQL database on the run's server."""
+    target.mkdir(parents=True, exist_ok=True)
+    spec = template / POSTGRES_TEMPLATE
+    if not spec.exists():
+        (target / f"{which}.db").touch()
+        return f"sqlite+aiosqlite:///{target}/{which}.db"
+    port = json.loads(spec.read_text())["port"]
+    name = f"empty_{which}_{uuid.uuid4().hex[:12]}"
+    with _admin(port) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    _created.append((port, name))
+    return f"postgresql+asyncpg://postgres@127.0.0.1:{port}/{name}"
+
+
 @pytest.fixture(autouse=True)
 def _drop_test_databases() -> Iterator[None]:
     """The PostgreSQL databases a test made (not those of module or session fixtures,
