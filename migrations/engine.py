@@ -90,8 +90,9 @@ def _unavailable(error: BaseException) -> bool:
     names = {cls.__name__ for cls in type(error).__mro__}
     if module == "asyncpg":
         return bool(names & _ASYNCPG) or "connection is closed" in str(error)
-    if module == "psycopg":
-        return bool(names & _PSYCOPG)
+    if module == "psycopg":  # not a deadlock or serialization failure (class 40)
+        sqlstate = getattr(error, "sqlstate", None)
+        return bool(names & _PSYCOPG) and (sqlstate is None or sqlstate[:2] in _PG_CLASSES)
     if module == "sqlite3":
         return "database is locked" in str(error)  # busy beyond busy_timeout
     return False
@@ -108,3 +109,4 @@ _ASYNCPG = frozenset(
 # psycopg: OperationalError covers lost and refused connections and shutdowns (SQLSTATE
 # classes 08, 57, 53, 58); QueryCanceled is a statement_timeout.
 _PSYCOPG = frozenset({"OperationalError", "QueryCanceled"})
+_PG_CLASSES = frozenset({"08", "53", "57", "58"})

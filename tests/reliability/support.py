@@ -119,7 +119,9 @@ class _PgConnection:
         )
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        sql = "BEGIN" if sql.strip() == "BEGIN IMMEDIATE" else sql.replace("?", "%s")
+        if sql.strip() == "BEGIN IMMEDIATE":
+            sql = "BEGIN"
+        sql = sql.replace("%", "%%").replace("?", "%s")
         return self._conn.execute(sql, tuple(params))
 
     def close(self) -> None:
