@@ -70,7 +70,11 @@ def database_unavailable(error: BaseException) -> bool:
         seen.add(id(current))
         if _unavailable(current):
             return True
-        current = current.__cause__ or current.__context__
+        # What caused it: ``raise ... from None`` says the context is not the cause.
+        if current.__cause__ is not None or current.__suppress_context__:
+            current = current.__cause__
+        else:
+            current = current.__context__
     return False
 
 
