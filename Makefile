@@ -20,9 +20,11 @@ run: install
 	$(BIN)/shopfront seed --demo
 	$(BIN)/shopfront serve
 
-## Lint, type-check and run the whole suite.
+## Lint, type-check, run the whole suite on SQLite, then the integration, e2e and
+## reliability suites again on PostgreSQL (a throwaway server started by the tests).
 test: install test-deps lint
 	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --db=postgresql tests/integration tests/e2e tests/reliability
 
 test-deps:
 	./scripts/install-test-deps.sh

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.auth import Authenticator
-from api.database import create_engine, create_sync_engine
+from api.database import Pool, create_engine, create_sync_engine
 from api.http.persisted import PersistedQueries
 from api.http.response_cache import ResponseCache
 from api.middleware.security import RateLimits
@@ -48,10 +48,13 @@ class Services:
 
     @classmethod
     def create(cls, settings: Settings) -> Services:
-        write_engine = create_sync_engine(settings.write_database_url, "write")
-        log_engine = create_sync_engine(settings.write_database_url, "log")
-        read_engine = create_engine(settings.read_database_url, "read")
-        projector_engine = create_sync_engine(settings.read_database_url, "projector")
+        pool = Pool(
+            settings.db_pool_size, settings.db_max_overflow, settings.db_statement_timeout_ms
+        )
+        write_engine = create_sync_engine(settings.write_database_url, "write", pool)
+        log_engine = create_sync_engine(settings.write_database_url, "log", pool)
+        read_engine = create_engine(settings.read_database_url, "read", pool)
+        projector_engine = create_sync_engine(settings.read_database_url, "projector", pool)
         broker = OrderBroker()
         runner = ReadSide(
             log_engine,

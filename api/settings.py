@@ -18,6 +18,13 @@ class Settings(BaseSettings):
     write_database_url: str = "sqlite+aiosqlite:///var/write.db"
     read_database_url: str = "sqlite+aiosqlite:///var/read.db"
     redis_url: str | None = None
+    # PostgreSQL: connections each pool keeps (a process has four pools: commands, the
+    # event log's reader, GraphQL reads, projectors) and how many more it may open at a
+    # peak; the statement_timeout of every connection (ms, 0: none) - a statement running
+    # longer fails and its request answers DATABASE_UNAVAILABLE. SQLite ignores them.
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_statement_timeout_ms: int = Field(default=30_000, ge=0)
     jwt_secret: str = DEV_JWT_SECRET
     # RS256: tokens from an identity provider, verified with keys from a JWKS file or URL.
     jwt_algorithm: Literal["HS256", "RS256"] = "HS256"

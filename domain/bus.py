@@ -65,6 +65,7 @@ class CommandBus:
             outcome: Outcome | Exception = await loop.run_in_executor(
                 self._executor, self._execute, command
             )
+            self._committed_outcomes([outcome])  # wake this process's projections now
         else:
             future: asyncio.Future[Outcome | Exception] = loop.create_future()
             self._waiting.append((command, future))
@@ -128,6 +129,10 @@ class CommandBus:
                 # Lost a race (order version, unique key): re-run against the new state,
                 # where the rules give the right answer (e.g. INVALID_STATE).
                 time.sleep(0.001 * 2**attempt)
+            except sa.exc.DBAPIError as error:
+                if not _rolled_back_by_server(error):
+                    raise
+                time.sleep(0.001 * 2**attempt)  # PostgreSQL chose it: run it again
         return DomainError("CONFLICT", "The data changed concurrently; try again")
 
     def _execute_group(self, commands: Sequence[Command]) -> list[Outcome | Exception]:
@@ -154,6 +159,15 @@ class CommandBus:
             self._execute(command) if outcome is None else outcome
             for command, outcome in zip(commands, outcomes, strict=True)
         ]
+
+
+# SQLSTATE class 40: the server rolled the transaction back (deadlock_detected,
+# serialization_failure); nothing of it committed, so it may run again.
+_ROLLED_BACK = frozenset({"40P01", "40001"})
+
+
+def _rolled_back_by_server(error: sa.exc.DBAPIError) -> bool:
+    return getattr(error.orig, "sqlstate", None) in _ROLLED_BACK
 
 
 def _run(conn: Connection, command: Command) -> CommandResult:

@@ -57,3 +57,60 @@ def tune_sqlite(engine: Engine, purpose: Purpose) -> None:
     def _on_begin(conn: Any) -> None:
         # Writers take the write lock up front: no deadlock upgrading a read lock later.
         conn.exec_driver_sql("BEGIN IMMEDIATE" if purpose in ("write", "projector") else "BEGIN")
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` (or what caused it) says the database cannot be reached or
+    answered in time: refused or dropped connections, a server shutting down or starting
+    up, a pool with no connection to give, a statement timeout. Such a request may succeed
+    if retried; anything else is a bug or a bad statement."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if _unavailable(current):
+            return True
+        # What caused it: ``raise ... from None`` says the context is not the cause.
+        if current.__cause__ is not None or current.__suppress_context__:
+            current = current.__cause__
+        else:
+            current = current.__context__
+    return False
+
+
+def one_line(error: BaseException) -> str:
+    """An error for a log line: its type and the first line of its message."""
+    lines = str(error).splitlines()
+    return f"{type(error).__name__}: {lines[0][:300] if lines else ''}"
+
+
+def _unavailable(error: BaseException) -> bool:
+    if isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated:
+        return True
+    if isinstance(error, sa.exc.TimeoutError | ConnectionError | TimeoutError):
+        return True  # the pool's timeout; refused, reset or timed-out sockets
+    # The drivers' own classes, by module and name: no driver need be imported to ask.
+    module = type(error).__module__.split(".")[0]
+    names = {cls.__name__ for cls in type(error).__mro__}
+    if module == "asyncpg":
+        return bool(names & _ASYNCPG) or "connection is closed" in str(error)
+    if module == "psycopg":  # not a deadlock or serialization failure (class 40)
+        sqlstate = getattr(error, "sqlstate", None)
+        return bool(names & _PSYCOPG) and (sqlstate is None or sqlstate[:2] in _PG_CLASSES)
+    if module == "sqlite3":
+        return "database is locked" in str(error)  # busy beyond busy_timeout
+    return False
+
+
+_ASYNCPG = frozenset(
+    {
+        "PostgresConnectionError",  # ConnectionDoesNotExistError, ConnectionFailureError...
+        "CannotConnectNowError",  # the server is starting up or shutting down
+        "OperatorInterventionError",  # AdminShutdownError, QueryCanceledError (timeouts)
+        "ConnectionDoesNotExistError",
+    }
+)
+# psycopg: OperationalError covers lost and refused connections and shutdowns (SQLSTATE
+# classes 08, 57, 53, 58); QueryCanceled is a statement_timeout.
+_PSYCOPG = frozenset({"OperationalError", "QueryCanceled"})
+_PG_CLASSES = frozenset({"08", "53", "57", "58"})

@@ -43,6 +43,17 @@ def exposed_dev_secret(settings: Settings, host: str) -> str | None:
     )
 
 
+def databases_problem(settings: Settings) -> str | None:
+    """Why the databases cannot be used (a malformed URL, a server that does not answer),
+    found before serving rather than by every request."""
+    from api.database import Pool, unreachable
+
+    pool = Pool(size=1, max_overflow=0, connect_timeout=5.0)
+    return unreachable(settings.write_database_url, "write", pool) or unreachable(
+        settings.read_database_url, "read", pool
+    )
+
+
 def serve(
     host: Annotated[str | None, typer.Option(help="Listen address")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port")] = None,
@@ -57,7 +68,7 @@ def serve(
     host, port = host or settings.host, port or settings.port
     configure(json_logs=not settings.is_dev, level=settings.log_level)
     try:
-        problem = exposed_dev_secret(settings, host)
+        problem = exposed_dev_secret(settings, host) or databases_problem(settings)
         if problem is not None:
             raise RuntimeError(problem)
         app = build_app(settings)

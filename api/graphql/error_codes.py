@@ -159,6 +159,12 @@ CODES: dict[str, ErrorCode] = {
         "The read models did not reach the `Shopfront-Consistency` token within 5 s.",
         "Retry after the given seconds.",
     ),
+    "DATABASE_UNAVAILABLE": ErrorCode(
+        "request or field",
+        "503 with `Retry-After` when the whole request failed on it; a field error otherwise",
+        "The database did not answer (restarting, unreachable, over its statement timeout).",
+        "Retry after the given seconds; nothing was half-applied.",
+    ),
     # -- while executing --------------------------------------------------------------------
     "FORBIDDEN": ErrorCode(
         "field or userError",

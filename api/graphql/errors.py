@@ -13,8 +13,13 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 
 from api.middleware.request_id import current_request_id
 from domain.model import DomainError
+from migrations.engine import database_unavailable, one_line
 
 log = logging.getLogger("shopfront.errors")
+# A database could not be reached or answer in time (a restart, a statement timeout): the
+# request may be retried; HTTP answers 503 with Retry-After.
+DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
+UNAVAILABLE_MESSAGE = "The database is unavailable; retry shortly"
 SUGGESTION = re.compile(r"\s*Did you mean .*$", re.DOTALL)
 
 
@@ -50,6 +55,8 @@ def error_code(error: GraphQLError) -> str:
     if original is None or isinstance(original, GraphQLError):
         # Raised by graphql-core itself: validation (no path) or a bad input literal.
         return "GRAPHQL_VALIDATION_FAILED" if error.path is None else "BAD_USER_INPUT"
+    if database_unavailable(original):
+        return DATABASE_UNAVAILABLE
     return "INTERNAL_SERVER_ERROR"
 
 
@@ -63,7 +70,16 @@ def with_code(error: GraphQLError, *, expose_internal: bool) -> GraphQLError:
     if not expose_internal:
         # graphql-core's "Did you mean ...?" would map the schema that introspection hides.
         message = SUGGESTION.sub("", message)
-    if code == "INTERNAL_SERVER_ERROR":
+    if code == DATABASE_UNAVAILABLE:
+        # One line, no traceback: during an outage every request would log one.
+        log.warning(
+            "database unavailable %s at %s: %s",
+            current_request_id(),
+            error.path,
+            one_line(error.original_error) if error.original_error else "",
+        )
+        message = UNAVAILABLE_MESSAGE
+    elif code == "INTERNAL_SERVER_ERROR":
         request_id = current_request_id()
         log.error(
             "internal error %s at %s: %s",
@@ -124,6 +140,13 @@ def formatted_errors(
     """The ``errors`` entry of a response body: every error sent to a client is built
     here, each with its ``extensions.code``."""
     return [coded(error, expose_internal=expose_internal).formatted for error in errors]
+
+
+def unavailable(errors: Sequence[GraphQLError] | None) -> bool:
+    """Whether a result's errors say a database was unavailable (HTTP: 503)."""
+    return any(
+        (error.extensions or {}).get("code") == DATABASE_UNAVAILABLE for error in errors or ()
+    )
 
 
 def request_error(message: str, code: str = "BAD_REQUEST") -> dict[str, Any]:

@@ -38,7 +38,13 @@ from strawberry.types.graphql import OperationType
 from api.auth import InvalidToken, request_actor
 from api.bootstrap import Services
 from api.graphql.context import Context
-from api.graphql.errors import formatted_errors, request_error
+from api.graphql.errors import (
+    DATABASE_UNAVAILABLE,
+    UNAVAILABLE_MESSAGE,
+    formatted_errors,
+    request_error,
+    unavailable,
+)
 from api.http import consistency, persisted, response_cache
 from api.http.persisted import PersistedQueryNotFound
 from api.http.request import (
@@ -58,8 +64,10 @@ from api.http.request import (
 from api.middleware.security import client_address, rate_limited_error, retry_after
 from api.ws.limits import identity_key
 from domain.commands import Actor
+from migrations.engine import database_unavailable, one_line
 
 log = logging.getLogger("shopfront.http")
+RETRY_AFTER = {"Retry-After": "1"}
 
 
 def read_model_extension(services: Services) -> dict[str, Any]:
@@ -178,6 +186,18 @@ def _request_error_status(media_type: str) -> int:
 
 
 async def graphql_http(request: Request, services: Services) -> Response:
+    try:
+        return await _graphql_http(request, services)
+    except Exception as error:  # outside GraphQL's execution: the consistency wait...
+        if not database_unavailable(error):
+            raise
+        log.warning("database unavailable: %s", one_line(error))
+        media_type = negotiate(accept_header(request)) or JSON
+        body = request_error(UNAVAILABLE_MESSAGE, DATABASE_UNAVAILABLE)
+        return _respond(body, 503, media_type, RETRY_AFTER)
+
+
+async def _graphql_http(request: Request, services: Services) -> Response:
     media_type = negotiate(accept_header(request))
     if media_type is None:
         return _respond(
@@ -349,6 +369,8 @@ async def _operation(
         if cache_key is not None and recording is not None and not result.errors:
             services.response_cache.put(cache_key, recording, result.data, result.extensions)
     body["extensions"] = {**(result.extensions or {}), "readModel": read_model_extension(services)}
+    if unavailable(result.errors):  # a database went away while it ran: retry shortly
+        return _respond(body, 503, media_type, RETRY_AFTER)
     status = _request_error_status(media_type) if is_request_error else 200
     return _respond(body, status, media_type)
 

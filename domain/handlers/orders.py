@@ -64,7 +64,9 @@ def place_order(uow: UnitOfWork, cmd: c.PlaceOrder) -> str:
         )
         for line in lines
     )
-    for p in priced:
+    # Rows locked in one order (product id) by every order: two orders of the same products
+    # never wait for each other's rows crosswise (a deadlock on PostgreSQL).
+    for p in sorted(priced, key=lambda p: p.product_id):
         if not uow.reserve_stock(p.product_id, p.quantity):  # a concurrent writer won
             model.check_available(p.sku, p.quantity, model.StockLevel(0, 0))
     total, items = model.order_total((p.quantity, p.unit_price_cents) for p in priced)

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
 from domain.events import Event
+from migrations.engine import database_unavailable, one_line
 from projections.base import OrderChange, Projector, StoredEvent
 from projections.engine.checkpoints import CheckpointMoved, claim
 from projections.engine.dead_letters import apply_or_park
@@ -67,7 +68,15 @@ def apply_batches(
                 return parked_some
             except Exception as error:  # the database itself failed: retry it later
                 outcome.errors[name] = f"{type(error).__name__}: {error}"
-                log.exception("projector %s failed after position %d", name, position)
+                if database_unavailable(error):
+                    log.warning(
+                        "projector %s: database unavailable after position %d: %s",
+                        name,
+                        position,
+                        one_line(error),
+                    )
+                else:
+                    log.exception("projector %s failed after position %d", name, position)
                 conn.close()  # not reused: the next projector gets a fresh one
                 conn = None
                 continue

@@ -18,6 +18,7 @@ from typing import ParamSpec, TypeVar
 
 from sqlalchemy import Engine
 
+from migrations.engine import database_unavailable, one_line
 from projections.base import OrderChange, Projector
 from projections.engine import checkpoints, dead_letters
 from projections.engine.event_source import head_position, read_events
@@ -139,8 +140,11 @@ class Tail:
             try:
                 advanced = await self.step()
                 failures = 0
-            except Exception:
-                log.exception("projection step failed")
+            except Exception as error:
+                if database_unavailable(error):  # a restart: one line per try, no traceback
+                    log.warning("projection step: database unavailable: %s", one_line(error))
+                else:
+                    log.exception("projection step failed")
                 failures += 1
                 advanced = 0
                 await asyncio.sleep(min(0.1 * 2**failures, 5.0))

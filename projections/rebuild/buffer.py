@@ -91,12 +91,15 @@ class BufferedOrderDocs(OrderDocProjector):
         rows = sorted((row for row in held.rows.values() if row is not None), key=itemgetter(0))
         changes = sorted(held.changes, key=itemgetter(0, 1))  # (order_id, version)
         table, names = self.table.name, list(self._columns)
+        # The rebuild's connection: SQLite's TEMP schema is passed by naming ``main``.
+        schema, mark = ("main.", "?") if conn.dialect.name == "sqlite" else ("", "%s")
         writes: list[tuple[str, list[Row]]] = [
-            (f'DELETE FROM main."{table}" WHERE order_id = ?', [(k,) for k in gone]),
-            (_insert(table, names), rows),
+            (f'DELETE FROM {schema}"{table}" WHERE order_id = {mark}', [(k,) for k in gone]),
+            (_insert(schema, table, names, mark), rows),
         ]
         if self.changes_table is not None:
-            writes.append((_insert(self.changes_table.name, list(CHANGE_COLUMNS)), changes))
+            changes_table = self.changes_table.name
+            writes.append((_insert(schema, changes_table, list(CHANGE_COLUMNS), mark), changes))
         for sql, params in writes:
             step = chunk or len(params) or 1
             for start in range(0, len(params), step):
@@ -136,7 +139,7 @@ class BufferedOrderDocs(OrderDocProjector):
         ]  # in the order of CHANGE_COLUMNS
 
 
-def _insert(table: str, columns: list[str]) -> str:
+def _insert(schema: str, table: str, columns: list[str], mark: str) -> str:
     names = ", ".join(f'"{name}"' for name in columns)
-    marks = ", ".join("?" for _ in columns)
-    return f'INSERT INTO main."{table}" ({names}) VALUES ({marks})'
+    marks = ", ".join(mark for _ in columns)
+    return f'INSERT INTO {schema}"{table}" ({names}) VALUES ({marks})'

@@ -5,8 +5,9 @@ The rebuild works on a private connection to the live database. On it, a TEMP ta
 ``projection_dead_letters`` hides the live one (SQLite looks unqualified names up in
 ``temp`` first): the events the rebuild parks stay private until the swap.
 
-SQLite only (the live file takes one writer at a time: each batch of the rebuild is a
-short write transaction of its own, so the live runner goes on in between).
+On SQLite the live file takes one writer at a time: each batch of the rebuild is a short
+write transaction of its own, so the live runner goes on in between. What differs on
+PostgreSQL (names, the TEMP table, the locks of the swap) is in ``postgres.py``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
 from projections.base import Projector
+from projections.rebuild import postgres
 from projections.tables import projection_dead_letters as dead
 
 PREFIX = "shadow_"
@@ -30,6 +32,8 @@ DEFERRED = "shopfront_rebuild_deferred"  # conn.info key: the next BEGIN takes n
 def _private_engine(live: Engine) -> Engine:
     """One connection of our own to the live file (its TEMP table must not leak into the
     live engine's pool), tuned like the projectors' engine."""
+    if live.dialect.name != "sqlite":
+        return postgres.private_engine(live)
     engine = sa.create_engine(live.url, poolclass=sa.pool.StaticPool)
 
     @sa.event.listens_for(engine, "connect")
@@ -63,6 +67,9 @@ def _shadow_of(table: sa.Table, metadata: sa.MetaData) -> sa.Table:
 
 def drop_leftovers(conn: Connection) -> None:
     """Drop the shadow tables a crashed (or failed) rebuild left behind."""
+    if conn.dialect.name != "sqlite":
+        postgres.drop_leftovers(conn)
+        return
     names = conn.scalars(
         sa.text(
             "SELECT name FROM main.sqlite_master WHERE type = 'table' AND substr(name, 1, :n) = :p"
@@ -96,18 +103,28 @@ class Staging:
 
     def parked(self) -> list[dict[str, Any]]:
         """The events this connection's rebuild parked so far (its TEMP dead letters)."""
-        return [dict(row._mapping) for row in self.conn.execute(sa.select(_temp_dead))]
+        temp_dead = _dead_tables(self.conn)[1]
+        return [dict(row._mapping) for row in self.conn.execute(sa.select(temp_dead))]
 
     def park(self, rows: Sequence[dict[str, Any]]) -> None:
         """Add events parked elsewhere (by a helper process) to this rebuild's."""
         if rows:
             with self.conn.begin():
-                self.conn.execute(sa.insert(_temp_dead), list(rows))
+                self.conn.execute(sa.insert(_dead_tables(self.conn)[1]), list(rows))
+
+    def hold_projectors(self, names: Sequence[str]) -> None:
+        """First in the swap's transaction: the live runner's batches of ``names`` wait
+        until it commits (SQLite: its BEGIN IMMEDIATE already holds every writer)."""
+        if self.conn.dialect.name != "sqlite":
+            postgres.hold_projectors(self.conn, names)
 
     def swap(self, tables: Iterable[sa.Table], names: Sequence[str]) -> None:
         """In the caller's transaction: the shadows become the live tables (secondary
         indexes built under their own names), and the parked events of ``names`` become
         the rebuild's."""
+        if self.conn.dialect.name != "sqlite":
+            postgres.swap(self.conn, tables, names, *_dead_tables(self.conn))
+            return
         for table in tables:
             self.conn.exec_driver_sql(f'DROP TABLE main."{table.name}"')
             self.conn.exec_driver_sql(
@@ -125,6 +142,13 @@ _main_dead = dead.to_metadata(sa.MetaData(), schema="main")
 _temp_dead = dead.to_metadata(sa.MetaData(), schema="temp")  # created without its index
 
 
+def _dead_tables(conn: Connection) -> tuple[sa.Table, sa.Table]:
+    """The live dead letters and the rebuild connection's TEMP ones."""
+    if conn.dialect.name == "sqlite":
+        return _main_dead, _temp_dead
+    return postgres.dead_tables(conn)
+
+
 def _shadows(tables: Sequence[sa.Table]) -> dict[str, sa.Table]:
     metadata = sa.MetaData()
     return {table.name: _shadow_of(table, metadata) for table in tables}
@@ -139,7 +163,7 @@ def attached(live: Engine, tables: Sequence[sa.Table]) -> Iterator[Staging]:
     try:
         with engine.connect() as conn:
             with conn.begin():
-                conn.execute(sa.schema.CreateTable(_temp_dead))
+                conn.execute(sa.schema.CreateTable(_dead_tables(conn)[1]))
             yield Staging(conn, _shadows(tables))
     finally:
         engine.dispose()
@@ -150,8 +174,6 @@ def staging(live: Engine, tables: Sequence[sa.Table]) -> Iterator[Staging]:
     """Empty shadows of ``tables`` in the live database (leftovers dropped first), without
     secondary indexes (projectors look rows up by primary key; the swap builds them).
     Whatever is not swapped in is dropped on the way out."""
-    if live.dialect.name != "sqlite":
-        raise NotImplementedError("Shadow rebuilds are implemented for SQLite read databases")
     shadows = _shadows(tables)
     engine = _private_engine(live)
     try:
@@ -160,7 +182,7 @@ def staging(live: Engine, tables: Sequence[sa.Table]) -> Iterator[Staging]:
                 drop_leftovers(conn)
                 for shadow in shadows.values():
                     conn.execute(sa.schema.CreateTable(shadow))
-                conn.execute(sa.schema.CreateTable(_temp_dead))
+                conn.execute(sa.schema.CreateTable(_dead_tables(conn)[1]))
             try:
                 yield Staging(conn, shadows)
             finally:

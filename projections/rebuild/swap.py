@@ -2,12 +2,13 @@
 while the live ones keep serving, then swap them in one transaction. The projectors
 rebuilt together share one pass over the log (read and decoded once, ``replay.py``).
 
-SQLite: the shadows are tables of the live read database under other names
+The shadows are tables of the live read database under other names
 (``staging.py``); each batch of the replay commits on its own, so the live tail goes on in
 between. Readers (WAL) see the old tables until the swap commits, then the new ones: never
 an empty or half-built screen. The swap catches up under the write lock, then drops the
 live tables and renames the shadows into their place: no rows are copied. A crash at any
-point leaves the live tables as they were; the next rebuild drops the leftovers.
+point leaves the live tables as they were; the next rebuild drops the leftovers. On
+PostgreSQL the same, with the locks of ``postgres.py`` (only the rebuilt projectors wait).
 
 The order screens hold their rows in memory and write them before the swap
 (``buffer.py``); what the catch-up adds is written inside the swap's transaction. A large
@@ -68,7 +69,8 @@ def _rebuild(
                 conn, shadowed, replay.CHUNK, full_only=False
             )  # most rows written before the swap
         replay.hold_before_swap()
-        with conn.begin():  # BEGIN IMMEDIATE: the live runner waits from here on
+        with conn.begin():  # SQLite: BEGIN IMMEDIATE, the live runner waits from here on
+            stage.hold_projectors(names)  # PostgreSQL: the rebuilt projectors' runner waits
             live_position = conn.scalar(
                 sa.select(sa.func.max(checkpoints.c.position)).where(checkpoints.c.name.in_(names))
             )

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
-import shutil
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ from projections.engine.event_source import head_position
 from projections.engine.read_side import ReadSide as ProjectionRunner
 from projections.rebuild import swap
 from projections.registry import PROJECTORS
+from tests.conftest import fresh_url
 
 STAFF = c.Actor("staff-test", "staff")
 # The screens' tables (bookkeeping of the runner itself is not a screen).
@@ -71,10 +71,8 @@ def checkpoints(engine: Engine) -> dict[str, int]:
 
 
 def fresh_read_db(template_dir: Path, target: Path) -> str:
-    """A copy of the migrated, empty read database; returns its URL."""
-    target.mkdir(parents=True, exist_ok=True)
-    shutil.copy(template_dir / "read.db", target / "read.db")
-    return f"sqlite+aiosqlite:///{target}/read.db"
+    """A fresh migrated, empty read database (the run's backend); returns its URL."""
+    return fresh_url(template_dir, target, "read")
 
 
 async def replay_snapshot(

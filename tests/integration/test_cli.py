@@ -1,11 +1,10 @@
-"""The real `shopfront` CLI, run as subprocesses against fresh SQLite files."""
+"""The real `shopfront` CLI, run as subprocesses against fresh databases."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 import time
@@ -24,11 +23,13 @@ from tests.conftest import (
     ROOT,
     TEST_SECRET,
     _env_for,
+    empty_url,
     free_port,
     fresh_settings,
     stop_server,
 )
 from tests.integration.integration_support import checkpoints, snapshot
+from tests.reliability.support import database_of, query_rows_raw, scalar, table_names
 
 JWT = re.compile(r"^[\w-]+\.[\w-]+\.[\w-]+$")
 
@@ -63,17 +64,15 @@ class Shop:
         return done.stdout
 
     def event_count(self) -> int:
-        with sqlite3.connect(self.path / "write.db") as conn:
-            (count,) = conn.execute("SELECT count(*) FROM events").fetchone()
-        return int(count)
+        return int(scalar(database_of(self.write_url), "SELECT count(*) FROM events"))
 
 
-def _shop(path: Path) -> Shop:
+def _shop(path: Path, write_url: str | None = None, read_url: str | None = None) -> Shop:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPFRONT_")}
     env.update(
         {
-            "SHOPFRONT_WRITE_DATABASE_URL": f"sqlite+aiosqlite:///{path}/write.db",
-            "SHOPFRONT_READ_DATABASE_URL": f"sqlite+aiosqlite:///{path}/read.db",
+            "SHOPFRONT_WRITE_DATABASE_URL": write_url or f"sqlite+aiosqlite:///{path}/write.db",
+            "SHOPFRONT_READ_DATABASE_URL": read_url or f"sqlite+aiosqlite:///{path}/read.db",
             "SHOPFRONT_JWT_SECRET": TEST_SECRET,
             "SHOPFRONT_LOG_LEVEL": "warning",
             "COLUMNS": "200",  # rich wraps tables and messages at the terminal width
@@ -83,12 +82,11 @@ def _shop(path: Path) -> Shop:
 
 
 @pytest.fixture(scope="module")
-def migrated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Shop, str]:
-    """Two empty files, then `shopfront migrate`."""
+def migrated(template_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Shop, str]:
+    """Two empty databases, then `shopfront migrate`."""
     path = tmp_path_factory.mktemp("cli")
-    for name in ("write.db", "read.db"):
-        (path / name).touch()
-    shop = _shop(path)
+    write, read = (empty_url(template_dir, path, which) for which in ("write", "read"))
+    shop = _shop(path, write, read)
     return shop, shop.ok("migrate")
 
 
@@ -100,19 +98,13 @@ def seeded(migrated: tuple[Shop, str]) -> Shop:
     return shop
 
 
-def _tables(path: Path) -> set[str]:
-    with sqlite3.connect(path) as conn:
-        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-    return {name for (name,) in rows}
-
-
 def test_migrate_creates_both_schemas(migrated: tuple[Shop, str]) -> None:
     shop, out = migrated
     assert "latest migration" in out
-    assert _tables(shop.path / "write.db") == {*w.metadata.tables, "alembic_version"}
-    assert _tables(shop.path / "read.db") == {*r.metadata.tables, "alembic_version"}
-    with sqlite3.connect(shop.path / "write.db") as conn:
-        assert conn.execute("SELECT id, position FROM event_log_head").fetchall() == [(1, 0)]
+    write, read = database_of(shop.write_url), database_of(shop.read_url)
+    assert set(table_names(write)) == {*w.metadata.tables, "alembic_version"}
+    assert set(table_names(read)) == {*r.metadata.tables, "alembic_version"}
+    assert query_rows_raw(write, "SELECT id, position FROM event_log_head") == [(1, 0)]
 
 
 def _status(shop: Shop) -> dict[str, list[str]]:
@@ -149,12 +141,10 @@ def test_rebuild_one_projection_keeps_identical_rows(seeded: Shop) -> None:
         engine.dispose()
 
 
-def test_rebuild_into_a_new_read_database(seeded: Shop, tmp_path: Path) -> None:
+def test_rebuild_into_a_new_read_database(seeded: Shop, template_dir: Path, tmp_path: Path) -> None:
     """The read database is lost: a fresh one (migrated, no checkpoint rows yet) is
     rebuilt from the event log and ends up equal to the one that was lost."""
-    fresh = _shop(tmp_path)
-    fresh.env["SHOPFRONT_WRITE_DATABASE_URL"] = seeded.write_url
-    (tmp_path / "read.db").touch()
+    fresh = _shop(tmp_path, seeded.write_url, empty_url(template_dir, tmp_path, "read"))
     fresh.ok("migrate")
     out = fresh.ok("projections", "rebuild")
     assert "Rebuilt" in out
@@ -186,8 +176,8 @@ def test_token_prints_a_jwt_the_api_accepts(tmp_path: Path) -> None:
 
 
 def test_demo_seed_runs_once_and_prints_two_tokens(template_dir: Path, tmp_path: Path) -> None:
-    fresh_settings(template_dir, tmp_path)  # migrated, empty copies
-    shop = _shop(tmp_path)
+    settings = fresh_settings(template_dir, tmp_path)  # migrated, empty copies
+    shop = _shop(tmp_path, settings.write_database_url, settings.read_database_url)
     first = shop.ok("seed", "--demo")
     assert "skipped" not in first
     seeded_events = shop.event_count()

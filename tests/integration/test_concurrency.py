@@ -396,3 +396,38 @@ async def test_concurrent_commands_share_commits_and_fail_alone(
         ).one()
     assert tuple(stock) == (30, 30)  # the failed command's update was rolled back
     await _settle(services)
+
+
+async def test_orders_of_the_same_products_in_crosswise_line_order_all_commit(
+    services: Services, other_bus: CommandBus
+) -> None:
+    """Orders of products A and B, half listing A first and half B first, at once from
+    two buses: each reserves both rows, so on PostgreSQL (several writer threads per bus)
+    they would wait for each other's rows crosswise unless every order locks them in one
+    order. All commit; none fails with a deadlock."""
+    bus = services.bus
+    await bus.execute(c.AddProduct(STAFF, "CROSS-A", "A", 100, 10_000))
+    await bus.execute(c.AddProduct(STAFF, "CROSS-B", "B", 100, 10_000))
+    buyers = [
+        c.Actor(
+            (await bus.execute(c.RegisterCustomer(None, f"x{n}@cross.io", "X"))).entity_id,
+            "customer",
+        )
+        for n in range(8)
+    ]
+    orders = [
+        c.PlaceOrder(
+            buyers[n % len(buyers)],
+            tuple(c.LineRequest(sku, 1) for sku in (["CROSS-A", "CROSS-B"][:: 1 - 2 * (n % 2)])),
+        )
+        for n in range(80)
+    ]
+    results = await asyncio.gather(
+        *((bus if n % 2 else other_bus).execute(order) for n, order in enumerate(orders)),
+        return_exceptions=True,
+    )
+    failures = [r for r in results if not isinstance(r, CommandResult)]
+    assert failures == [], failures[:3]
+    with services.write_engine.connect() as conn:
+        reserved = conn.execute(sa.select(w.products.c.sku, w.products.c.stock_reserved))
+        assert dict(reserved.all()) == {"CROSS-A": 80, "CROSS-B": 80}

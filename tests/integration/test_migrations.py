@@ -17,14 +17,16 @@ from api.database import create_sync_engine
 from domain import write_tables as w
 from migrations.runner import config, upgrade
 from projections import read_tables as r
+from tests.conftest import empty_url
 
 DATABASES = {"write": w.metadata, "read": r.metadata}
 
 
 @pytest.fixture
-def urls(tmp_path: Path) -> dict[str, str]:
-    """Both databases migrated from nothing to head, in fresh files."""
-    found = {which: f"sqlite+aiosqlite:///{tmp_path}/{which}.db" for which in DATABASES}
+def urls(template_dir: Path, tmp_path: Path) -> dict[str, str]:
+    """Both databases migrated from nothing to head, in new empty databases (files, or
+    PostgreSQL databases with --db=postgresql)."""
+    found = {which: empty_url(template_dir, tmp_path, which) for which in DATABASES}
     upgrade(found["write"], found["read"])
     return found
 

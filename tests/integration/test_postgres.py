@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from migrations.runner import upgrade
 from tests.conftest import ROOT, free_port, server_env, start_server, stop_server
 from tests.e2e.client import Api, Json, api_client, unique
 from tests.reliability.support import staff_token
@@ -59,8 +60,9 @@ def _columns(url: str) -> dict[str, set[str]]:
 
 
 def test_migrations_give_postgresql_the_tables_sqlite_gets(
-    postgres: PostgresServer, template_dir: Path
+    postgres: PostgresServer, tmp_path: Path
 ) -> None:
+    upgrade(f"sqlite+aiosqlite:///{tmp_path}/write.db", f"sqlite+aiosqlite:///{tmp_path}/read.db")
     env = _env(postgres)
     _cli(env, "migrate")
     _cli(env, "migrate")  # a second run is a no-op
@@ -68,7 +70,7 @@ def test_migrations_give_postgresql_the_tables_sqlite_gets(
         on_postgres = _columns(
             env[f"SHOPFRONT_{which.upper()}_DATABASE_URL"].replace("+asyncpg", "+psycopg")
         )
-        on_sqlite = _columns(f"sqlite:///{template_dir}/{which}.db")
+        on_sqlite = _columns(f"sqlite:///{tmp_path}/{which}.db")
         assert len(on_sqlite) > 5, on_sqlite
         assert on_postgres == on_sqlite, which
 

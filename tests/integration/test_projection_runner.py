@@ -42,7 +42,7 @@ from tests.integration.integration_support import (
     run_shopper,
     snapshot,
 )
-from tests.reliability.support import RawEvent, append_raw_events
+from tests.reliability.support import RawEvent, append_raw_events, database_of
 
 
 @dataclasses.dataclass
@@ -495,7 +495,7 @@ async def test_events_before_an_unreadable_one_of_their_stream_still_apply(rig: 
     stream = f"order-{placed.entity_id}"
     broken = {"order_id": placed.entity_id, "customer_id": alice.id, "carrier": "DHL"}
     poison_at, behind_at = append_raw_events(
-        Path(str(rig.write_engine.url.database)),
+        database_of(rig.write_engine.url.render_as_string(hide_password=False)),
         [
             RawEvent(stream, 3, "OrderShipped", broken),  # no tracking_number: unreadable
             RawEvent(stream, 4, "OrderDelivered", {"order_id": placed.entity_id}),

@@ -41,7 +41,7 @@ from tests.integration.integration_support import (
     run_shopper,
     snapshot,
 )
-from tests.reliability.support import RawEvent, append_raw_events
+from tests.reliability.support import Db, RawEvent, append_raw_events, database_of
 
 
 def _tables(engine: Engine) -> set[str]:
@@ -61,7 +61,7 @@ def _dead_letters(engine: Engine) -> list[tuple[object, ...]]:
         return [tuple(row) for row in conn.execute(query.order_by(d.c.name, d.c.position))]
 
 
-def _append_poison(write_db: Path, engine: Engine) -> None:
+def _append_poison(write_db: Db, engine: Engine) -> None:
     """Events no order screen can apply, each the first of its stream (so that what is
     parked does not depend on how the log is cut into batches; see the report of the
     ``rebuild-fast`` branch): an OrderPaid for an order never placed (the order screens
@@ -160,7 +160,7 @@ async def test_rebuild_in_tiny_pieces_equals_a_replay_and_parks_the_same(
     services: Services, template_dir: Path, tmp_path: Path
 ) -> None:
     await run_shopper(services.bus, ShopModel(), random.Random(21), 250)
-    write_db = Path(str(services.write_engine.url.database))
+    write_db = database_of(services.settings.write_database_url)
     await asyncio.to_thread(_append_poison, write_db, services.write_engine)
     await run_shopper(services.bus, ShopModel(), random.Random(22), 50)  # events after it
     head = await _caught_up_and_stopped(services)

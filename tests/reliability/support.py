@@ -25,6 +25,7 @@ from typing import Any, cast
 
 import httpx
 import orjson
+import psycopg
 from sqlalchemy.engine import make_url
 
 from api.auth import make_token
@@ -32,7 +33,7 @@ from api.database import create_sync_engine
 from api.graphql.staff.queries import TOP_PRODUCTS
 from projections.engine.read_side import ReadSide as ProjectionRunner
 from projections.registry import PROJECTORS
-from tests.conftest import ROOT, TEST_SECRET, free_port, start_server, stop_server
+from tests.conftest import ROOT, TEST_SECRET, free_port, fresh_url, start_server, stop_server
 from tests.e2e.client import bearer
 
 TOKEN_TTL = dt.timedelta(hours=1)
@@ -63,18 +64,76 @@ def customer_token(customer_id: str) -> str:
     return make_token(TEST_SECRET, customer_id, "customer", TOKEN_TTL)
 
 
-# -- the SQLite files ---------------------------------------------------------------------
-def sqlite_path(url: str) -> Path:
-    """The file behind a ``sqlite+aiosqlite:///...`` URL."""
-    database = make_url(url).database
-    assert database, url
-    return Path(database)
+# -- the databases, raw -----------------------------------------------------------------
+# A database as the tests name it: the file of a SQLite database, or a PostgreSQL URL.
+Db = Path | str
 
 
-def connect(path: Path, *, timeout: float = LOCK_WAIT) -> sqlite3.Connection:
+def database_of(url: str) -> Db:
+    """The file behind a ``sqlite+aiosqlite:///...`` URL; a PostgreSQL URL as it is."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return url
+    assert parsed.database, url
+    return Path(parsed.database)
+
+
+def _pg_row(cursor: Any) -> Any:
+    """Rows that answer by position and by column name, as ``sqlite3.Row`` does."""
+    names = [column.name for column in cursor.description or ()]
+
+    def make(values: Sequence[Any]) -> _Row:
+        return _Row(names, values)
+
+    return make
+
+
+class _Row(tuple[Any, ...]):
+    _names: list[str]
+
+    def __new__(cls, names: list[str], values: Sequence[Any]) -> _Row:
+        row = super().__new__(cls, values)
+        row._names = names
+        return row
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self._names.index(key))
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> list[str]:
+        return self._names
+
+
+class _PgConnection:
+    """A psycopg connection that takes the tests' SQLite-flavoured statements: ``?``
+    placeholders, ``BEGIN IMMEDIATE`` (PostgreSQL locks rows, not the database)."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        target = make_url(url).set(drivername="postgresql")
+        self._conn = psycopg.connect(
+            target.render_as_string(hide_password=False),
+            autocommit=True,
+            row_factory=_pg_row,
+            options=f"-c lock_timeout={int(timeout * 1000)}",
+        )
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        if sql.strip() == "BEGIN IMMEDIATE":
+            sql = "BEGIN"
+        sql = sql.replace("%", "%%").replace("?", "%s")
+        return self._conn.execute(sql, tuple(params))
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def connect(path: Db, *, timeout: float = LOCK_WAIT) -> Any:
     """A plain connection that waits (bounded) for the server's locks; autocommit, so
     ``BEGIN IMMEDIATE`` is the caller's to issue. (WAL: a SELECT sees every transaction
-    the server committed.)"""
+    the server committed.) Rows answer by position and by name."""
+    if isinstance(path, str):
+        return _PgConnection(path, timeout)
     assert path.exists(), path
     conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
     conn.row_factory = sqlite3.Row
@@ -82,16 +141,30 @@ def connect(path: Path, *, timeout: float = LOCK_WAIT) -> sqlite3.Connection:
 
 
 def query_rows(
-    path: Path, sql: str, params: tuple[Any, ...] = (), *, timeout: float = LOCK_WAIT
+    path: Db, sql: str, params: tuple[Any, ...] = (), *, timeout: float = LOCK_WAIT
 ) -> list[Row]:
     with contextlib.closing(connect(path, timeout=timeout)) as conn:
         return [dict(row) for row in conn.execute(sql, params)]
 
 
-def scalar(path: Path, sql: str, params: tuple[Any, ...] = ()) -> Any:
+def scalar(path: Db, sql: str, params: tuple[Any, ...] = ()) -> Any:
     with contextlib.closing(connect(path)) as conn:
         row = conn.execute(sql, params).fetchone()
     return None if row is None else row[0]
+
+
+def table_names(path: Db, *, timeout: float = LOCK_WAIT) -> list[str]:
+    """The tables of a database (SQLite's own left out)."""
+    if isinstance(path, str):
+        sql = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+    else:
+        sql = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+    return sorted(str(row[0]) for row in query_rows_raw(path, sql, timeout=timeout))
+
+
+def query_rows_raw(path: Db, sql: str, *, timeout: float = LOCK_WAIT) -> list[tuple[Any, ...]]:
+    with contextlib.closing(connect(path, timeout=timeout)) as conn:
+        return [tuple(row) for row in conn.execute(sql)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,12 +179,14 @@ class RawEvent:
 
 
 def append_raw_events(
-    write_db: Path, raw: Sequence[RawEvent], extra_sql: Sequence[tuple[str, tuple[Any, ...]]] = ()
+    write_db: Db, raw: Sequence[RawEvent], extra_sql: Sequence[tuple[str, tuple[Any, ...]]] = ()
 ) -> list[int]:
     """Append events straight into the event log the way ``domain.event_log.append``
     does (head counter bumped in the same transaction: no gap), plus any write-model
     statements, all in one ``BEGIN IMMEDIATE`` transaction. Returns their positions."""
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")  # as SQLAlchemy stores it
+    now: object = dt.datetime.now(dt.UTC)
+    if isinstance(write_db, Path):
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")  # as SQLAlchemy stores it
     with contextlib.closing(connect(write_db)) as conn:
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -146,26 +221,23 @@ def append_raw_events(
 
 
 def read_snapshot(
-    path: Path, *, with_dead_letters: bool = False, timeout: float = LOCK_WAIT
+    path: Db, *, with_dead_letters: bool = False, timeout: float = LOCK_WAIT
 ) -> Snapshot:
     """Every row of every read table (all but NOT_READ_MODELS; with ``with_dead_letters``
     all but NOT_COMPARED), JSON documents parsed, rows in a canonical order: equal
     snapshots mean equal tables, row for row."""
     skip = NOT_COMPARED if with_dead_letters else NOT_READ_MODELS
     result: Snapshot = {}
+    tables = table_names(path, timeout=timeout)
     with contextlib.closing(connect(path, timeout=timeout)) as conn:
-        tables = [
-            str(name)
-            for (name,) in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-            )
-        ]
-        for table in sorted(tables):
+        for table in tables:
             if table in skip:
                 continue
             rows = [
                 {
-                    key: json.loads(value) if key in JSON_COLUMNS else value
+                    key: json.loads(value)
+                    if key in JSON_COLUMNS and isinstance(value, str)
+                    else value
                     for key, value in dict(row).items()
                 }
                 for row in conn.execute(f'SELECT * FROM "{table}"')
@@ -185,11 +257,11 @@ async def replay_snapshot(
     timeout: float = LOCK_WAIT,
 ) -> Snapshot:
     """Project the whole event log from scratch, in this process, into a fresh copy of the
-    migrated read database at ``target``/read.db; returns its snapshot (``read_snapshot``
+    migrated read database (``target``/read.db on SQLite); returns its snapshot (``read_snapshot``
     with ``with_dead_letters`` and ``timeout``). ``batch_size=None``: the runner's own."""
-    await asyncio.to_thread(copy_sqlite, template_dir / "read.db", target / "read.db")
+    read_url = await asyncio.to_thread(fresh_url, template_dir, target, "read")
     log = create_sync_engine(write_url, "log")
-    read = create_sync_engine(f"sqlite+aiosqlite:///{target}/read.db", "projector")
+    read = create_sync_engine(read_url, "projector")
     runner = (
         ProjectionRunner(log, read, PROJECTORS)
         if batch_size is None
@@ -203,7 +275,7 @@ async def replay_snapshot(
         log.dispose()
         read.dispose()
     return await asyncio.to_thread(
-        read_snapshot, target / "read.db", with_dead_letters=with_dead_letters, timeout=timeout
+        read_snapshot, database_of(read_url), with_dead_letters=with_dead_letters, timeout=timeout
     )
 
 
@@ -236,7 +308,7 @@ class ExpectedDashboard:
     product_revenue: dict[str, int]
 
 
-def expected_dashboard(write_db: Path) -> ExpectedDashboard:
+def expected_dashboard(write_db: Db) -> ExpectedDashboard:
     """The sales dashboard computed from the write model alone."""
     by_status = {
         row["status"]: row["n"]
@@ -299,12 +371,12 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     @property
-    def write_db(self) -> Path:
-        return sqlite_path(self.env["SHOPFRONT_WRITE_DATABASE_URL"])
+    def write_db(self) -> Db:
+        return database_of(self.env["SHOPFRONT_WRITE_DATABASE_URL"])
 
     @property
-    def read_db(self) -> Path:
-        return sqlite_path(self.env["SHOPFRONT_READ_DATABASE_URL"])
+    def read_db(self) -> Db:
+        return database_of(self.env["SHOPFRONT_READ_DATABASE_URL"])
 
     async def start(self, **extra_env: str) -> None:
         """Start on a new free port; returns once /readyz says ready."""
@@ -467,7 +539,7 @@ async def place(
     )
 
 
-def event_counts(write_db: Path, stream_id: str) -> Counter[str]:
+def event_counts(write_db: Db, stream_id: str) -> Counter[str]:
     return Counter(
         row["type"]
         for row in query_rows(write_db, "SELECT type FROM events WHERE stream_id = ?", (stream_id,))

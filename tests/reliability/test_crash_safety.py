@@ -36,6 +36,7 @@ from tests.e2e.client import api_client
 from tests.integration.integration_support import check_invariants
 from tests.reliability.support import (
     READ_WAIT,
+    Db,
     Json,
     Server,
     assert_same_tables,
@@ -229,7 +230,7 @@ class WriteModel:
     products: dict[str, Json]  # by sku
 
     @classmethod
-    def read(cls, path: Path) -> WriteModel:
+    def read(cls, path: Db) -> WriteModel:
         lines: dict[str, dict[str, int]] = defaultdict(dict)
         for row in query_rows(
             path, "SELECT order_id, sku, quantity FROM order_lines", timeout=READ_WAIT

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -27,11 +26,12 @@ from api.graphql.schema import build_schema
 from domain import commands as c
 from domain import events as domain_events
 from tests.reliability.support import (
+    Db,
     Json,
     RawEvent,
     append_raw_events,
+    database_of,
     query_rows,
-    sqlite_path,
 )
 
 WAIT = 10.0
@@ -92,7 +92,7 @@ async def caught_up(services: Services, position: int) -> None:
     assert await services.runner.wait_for(position, WAIT), services.runner.status()
 
 
-def stored(write_db: Path, position: int) -> Json:
+def stored(write_db: Db, position: int) -> Json:
     (row,) = query_rows(
         write_db, "SELECT type, schema_version, payload FROM events WHERE position = ?", (position,)
     )
@@ -100,7 +100,7 @@ def stored(write_db: Path, position: int) -> Json:
 
 
 async def test_v1_product_added_is_read_through_the_upcaster(services: Services) -> None:
-    write_db = sqlite_path(services.settings.write_database_url)
+    write_db = database_of(services.settings.write_database_url)
     old, row = v1_product("OLD-V1", 1999, 7)
     (old_at, new_at) = append_raw_events(write_db, [old, v2_product("NEW-V2", 500, "EUR")], [row])
     await caught_up(services, new_at)
@@ -147,7 +147,7 @@ async def test_without_the_upcaster_the_v1_event_is_parked(
 ) -> None:
     assert ("ProductAdded", 1) in domain_events.UPCASTERS
     monkeypatch.delitem(domain_events.UPCASTERS, ("ProductAdded", 1))
-    write_db = sqlite_path(services.settings.write_database_url)
+    write_db = database_of(services.settings.write_database_url)
     old, row = v1_product("OLD-V1", 1999, 7)
     (old_at, new_at) = append_raw_events(write_db, [old, v2_product("NEW-V2", 500, "EUR")], [row])
     await caught_up(services, new_at)  # parked, not stuck: the log goes on

@@ -13,7 +13,7 @@ import pytest
 from api.graphql.ids import raw_id_of
 from tests.conftest import LiveApp
 from tests.e2e.client import Api, Json, api_client, unique
-from tests.reliability.support import READ_WAIT, query_rows, sqlite_path, staff_token
+from tests.reliability.support import READ_WAIT, database_of, query_rows, staff_token
 
 QUANTITY = 3
 
@@ -50,7 +50,7 @@ def orders_with_key(live_app: LiveApp, customer_id: str, key: str) -> list[str]:
     """Order ids in the write model for this customer and idempotency key."""
     raw = raw_id_of("Customer", customer_id)
     rows = query_rows(
-        sqlite_path(live_app.env["SHOPFRONT_WRITE_DATABASE_URL"]),
+        database_of(live_app.env["SHOPFRONT_WRITE_DATABASE_URL"]),
         "SELECT id FROM orders WHERE customer_id = ? AND idempotency_key = ?",
         (raw, key),
         timeout=READ_WAIT,
@@ -61,7 +61,7 @@ def orders_with_key(live_app: LiveApp, customer_id: str, key: str) -> list[str]:
 def placed_events(live_app: LiveApp, order_id: str) -> int:
     raw = raw_id_of("Order", order_id)
     rows = query_rows(
-        sqlite_path(live_app.env["SHOPFRONT_WRITE_DATABASE_URL"]),
+        database_of(live_app.env["SHOPFRONT_WRITE_DATABASE_URL"]),
         "SELECT count(*) AS n FROM events WHERE stream_id = ? AND type = 'OrderPlaced'",
         (f"order-{raw}",),
         timeout=READ_WAIT,

@@ -9,7 +9,7 @@ from collections import Counter
 from api.graphql.ids import raw_id_of
 from tests.conftest import LiveApp
 from tests.e2e.client import Api, Json, api_client, unique
-from tests.reliability.support import READ_WAIT, query_rows, sqlite_path, staff_token
+from tests.reliability.support import READ_WAIT, database_of, query_rows, staff_token
 
 STOCK = 10
 BUYERS = 50
@@ -63,7 +63,7 @@ async def test_fifty_buyers_ten_units(live_app: LiveApp) -> None:
         assert await api.stock_of(sku) == 0
         assert shown and min(shown) >= 0, shown
 
-        write_db = sqlite_path(live_app.env["SHOPFRONT_WRITE_DATABASE_URL"])
+        write_db = database_of(live_app.env["SHOPFRONT_WRITE_DATABASE_URL"])
         (row,) = query_rows(
             write_db,
             "SELECT stock_on_hand, stock_reserved FROM products WHERE sku = ?",

@@ -30,12 +30,12 @@ from tests.reliability.support import (
     SHIP,
     Json,
     add_product,
+    database_of,
     event_counts,
     graphql,
     place,
     query_rows,
     register,
-    sqlite_path,
     staff_token,
 )
 
@@ -58,7 +58,7 @@ async def attempt(base_url: str, action: str, order_id: str, version: int, token
 @pytest.mark.timeout(60)
 async def test_pay_and_cancel_race_has_exactly_one_winner(live_app: LiveApp) -> None:
     started = time.monotonic()
-    write_db = sqlite_path(live_app.env["SHOPFRONT_WRITE_DATABASE_URL"])
+    write_db = database_of(live_app.env["SHOPFRONT_WRITE_DATABASE_URL"])
     staff = staff_token("staff-races")
     sku = f"RACE-{time.time_ns()}"
     async with httpx.AsyncClient(base_url=live_app.base_url, timeout=10, trust_env=False) as http:
@@ -126,7 +126,7 @@ async def test_pay_and_cancel_race_has_exactly_one_winner(live_app: LiveApp) -> 
 
 @pytest.mark.timeout(30)
 async def test_stale_expected_version_is_refused_and_changes_nothing(live_app: LiveApp) -> None:
-    write_db = sqlite_path(live_app.env["SHOPFRONT_WRITE_DATABASE_URL"])
+    write_db = database_of(live_app.env["SHOPFRONT_WRITE_DATABASE_URL"])
     staff = staff_token("staff-races")
     sku = f"STALE-{time.time_ns()}"
     async with httpx.AsyncClient(base_url=live_app.base_url, timeout=10, trust_env=False) as http:
@@ -212,7 +212,7 @@ async def test_stale_expected_version_is_refused_and_changes_nothing(live_app: L
 
 @pytest.mark.timeout(30)
 async def test_stale_expected_version_on_deliver_is_refused(live_app: LiveApp) -> None:
-    write_db = sqlite_path(live_app.env["SHOPFRONT_WRITE_DATABASE_URL"])
+    write_db = database_of(live_app.env["SHOPFRONT_WRITE_DATABASE_URL"])
     staff = staff_token("staff-races")
     sku = f"DELIVER-{time.time_ns()}"
     async with httpx.AsyncClient(base_url=live_app.base_url, timeout=10, trust_env=False) as http:

@@ -34,6 +34,7 @@ from api.graphql.ids import raw_id_of
 from tests.conftest import _env_for, fresh_settings
 from tests.reliability.support import (
     PROJECTIONS,
+    Db,
     Json,
     Server,
     add_product,
@@ -356,7 +357,7 @@ async def keep_asking(
             await asyncio.sleep(0.01)
 
 
-def tamper(read_db: Path, sku: str, name: str) -> None:
+def tamper(read_db: Db, sku: str, name: str) -> None:
     """A corrupted read model: the catalog row says something no event said."""
     with contextlib.closing(connect(read_db)) as conn:
         changed = conn.execute(
