@@ -81,9 +81,13 @@ def exposed_dev_secret(settings: Settings, host: str) -> str | None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Listen address")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port")] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="API processes sharing the port (each an ordinary one)")
+    ] = 1,
 ) -> None:
     """Serve GraphQL (and GraphiQL in dev) over HTTP and WebSocket."""
     import uvicorn
+    from starlette.applications import Starlette
 
     from api.app import build_app
     from api.logs import configure
@@ -91,11 +95,13 @@ def serve(
     settings = Settings()
     host, port = host or settings.host, port or settings.port
     configure(json_logs=not settings.is_dev, level=settings.log_level)
+    app: Starlette | str
     try:
-        problem = exposed_dev_secret(settings, host)
+        problem = exposed_dev_secret(settings, host) or settings.startup_problem()
         if problem is not None:
             raise RuntimeError(problem)
-        app = build_app(settings)
+        # Several workers: each process builds its own app from the environment.
+        app = build_app(settings) if workers == 1 else "api.app:create_app"
     except (RuntimeError, ValueError) as error:
         console.print(f"[red]Refusing to start:[/red] {error}", soft_wrap=True)
         raise typer.Exit(2) from None
@@ -103,6 +109,8 @@ def serve(
     tune_garbage_collector(settings.gc_young_threshold)
     uvicorn.run(
         app,
+        factory=workers > 1,
+        workers=workers if workers > 1 else None,
         host=host,
         port=port,
         log_level=settings.log_level,
@@ -118,6 +126,40 @@ def serve(
         proxy_headers=settings.forwarded_allow_ips is not None,
         forwarded_allow_ips=settings.forwarded_allow_ips or "",
     )
+
+
+@app.command()
+def project() -> None:
+    """Run the projectors only (no HTTP): lead them, or stand by to take over when the
+    leader dies; stops on SIGTERM or SIGINT."""
+    from api.logs import configure
+
+    settings = Settings(projectors="inline")
+    configure(json_logs=not settings.is_dev, level=settings.log_level)
+    problem = settings.startup_problem()
+    if problem is not None:
+        console.print(f"[red]Refusing to start:[/red] {problem}", soft_wrap=True)
+        raise typer.Exit(2)
+    asyncio.run(_project(settings))
+
+
+async def _project(settings: Settings) -> None:
+    import signal
+
+    services = Services.create(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await services.runner.start()
+        leadership = services.runner.leadership
+        holder = "?" if leadership is None else leadership.holder
+        console.print(f"Projector process {holder}: leading or standing by", highlight=False)
+        await stop.wait()
+    finally:
+        await services.close()
+    console.print("Projector process stopped.")
 
 
 @app.command()
@@ -197,7 +239,8 @@ def projections_status() -> None:
 
     async def work(services: Services) -> None:
         table = Table("name", "position", "head", "lag", "lag ms", "state", "parked")
-        for s in await services.runner.status_from_log():
+        states = await services.runner.status_from_log()
+        for s in states:
             lag_ms = "-" if s.lag_ms is None else f"{s.lag_ms:.0f}"
             state = "idle" if s.state == "stopped" else s.state
             table.add_row(
@@ -210,6 +253,7 @@ def projections_status() -> None:
                 str(s.dead_letters),
             )
         console.print(table)
+        _print_leader(services)
         letters = await services.runner.list_dead_letters()
         if letters:
             parked = Table(
@@ -233,6 +277,15 @@ def projections_status() -> None:
             console.print(parked)
 
     _with_services(work)
+
+
+def _print_leader(services: Services) -> None:
+    leader = services.runner.leader
+    if leader is None:
+        console.print("Leader: none recorded (no process applies events)")
+    else:
+        since = leader[1].isoformat(timespec="seconds")
+        console.print(f"Leader: {leader[0]} since {since}", highlight=False)
 
 
 @projections_app.command("rebuild")
