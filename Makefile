@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint schema install test-deps bench clean
+.PHONY: run run-cluster test lint schema install test-deps bench clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ run: install
 	$(BIN)/shopfront migrate
 	$(BIN)/shopfront seed --demo
 	$(BIN)/shopfront serve
+
+## Several processes on loopback: a throwaway PostgreSQL, 2 API processes, 2 projector
+## processes (one leads); prints URLs and tokens, Ctrl-C stops it all. PORTS="8000 8001".
+PORTS ?= 8000 8001
+run-cluster: install test-deps
+	$(BIN)/python scripts/run_cluster.py --ports $(PORTS)
 
 ## Lint, type-check, run the whole suite on SQLite, then the integration, e2e and
 ## reliability suites again on PostgreSQL (a throwaway server started by the tests).

@@ -113,6 +113,20 @@ def build_app(settings: Settings) -> Starlette:
     return app
 
 
+def create_app() -> Starlette:
+    """The app of one worker of ``shopfront serve --workers N`` (uvicorn's factory): its
+    settings from the environment, as the parent process checked them."""
+    import gc
+
+    from api.logs import configure
+
+    settings = Settings()
+    configure(json_logs=not settings.is_dev, level=settings.log_level)
+    if settings.gc_young_threshold:  # as ``shopfront serve`` does for a single process
+        gc.set_threshold(settings.gc_young_threshold, *gc.get_threshold()[1:])
+    return build_app(settings)
+
+
 def _middleware(settings: Settings, services: Services, metrics: Metrics) -> list[Middleware]:
     stack = [
         Middleware(KeepServerSend),  # outermost: sees the server's own send

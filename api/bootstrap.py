@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,6 +22,7 @@ from api.settings import Settings
 from api.ws.limits import ConnectionLimits
 from api.ws.pubsub import OrderBroker
 from domain.bus import CommandBus
+from projections.engine.leadership import Leadership, lock_for
 from projections.engine.read_side import ReadSide
 from projections.registry import PROJECTORS
 
@@ -65,6 +67,7 @@ class Services:
             publish=broker.publish,
             crash_before_commit=settings.test_crash_before_commit,
             rebuild_helper_min_events=settings.rebuild_helper_min_events,
+            **projector_role(settings, projector_engine),
         )
         bus = CommandBus(write_engine, on_commit=runner.notify)
         return cls(
@@ -113,3 +116,15 @@ class Services:
         await self.read_engine.dispose()
         for engine in (self.write_engine, self.log_engine, self.projector_engine):
             engine.dispose()
+
+
+def projector_role(settings: Settings, projector_engine: Engine) -> dict[str, Any]:
+    """Whether this process may apply events (``SHOPFRONT_PROJECTORS``), and the election
+    among all those that may (``projections/engine/leadership.py``)."""
+    if settings.projectors == "off":
+        return {"project": False}
+    lock = lock_for(projector_engine, settings.leader_takeover_seconds)
+    return {
+        "leadership": Leadership(projector_engine, lock),
+        "leader_retry_interval": settings.leader_retry_interval,
+    }

@@ -40,6 +40,16 @@ class Settings(BaseSettings):
     # Fallback poll of the event log, for events written by other processes.
     projection_poll_interval: float = Field(default=0.5, gt=0)
     projection_batch_size: int = Field(default=500, ge=1)
+    # inline: this API process may lead the projectors (one process of all those able to
+    # leads at a time); off: it never applies events, only follows them (run
+    # `shopfront project` somewhere). Either way it serves every query, mutation and
+    # subscription.
+    projectors: Literal["inline", "off"] = "inline"
+    # Standbys try to take the projector lock this often (seconds) ...
+    leader_retry_interval: float = Field(default=0.5, gt=0)
+    # ... so that one leads within about this long after the leader dies; on PostgreSQL
+    # also how long a silent leader's session lasts (TCP keepalives) before it loses it.
+    leader_takeover_seconds: float = Field(default=2.0, gt=0)
     # A rebuild of a log this long or longer is shared with a helper process (a second CPU).
     rebuild_helper_min_events: int = Field(default=50_000, ge=0)
     # Browser origins allowed to open a WebSocket (same-origin is always allowed).
@@ -114,6 +124,11 @@ class Settings(BaseSettings):
 
     def startup_problem(self) -> str | None:
         """Why a server must not start with these settings, or None."""
+        if self.leader_retry_interval >= self.leader_takeover_seconds:
+            return (
+                "SHOPFRONT_LEADER_RETRY_INTERVAL must be shorter than "
+                "SHOPFRONT_LEADER_TAKEOVER_SECONDS (standbys must try within the bound)"
+            )
         if self.is_dev:
             return None
         if self.uses_dev_secret:

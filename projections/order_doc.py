@@ -213,6 +213,7 @@ class OrderDocProjector:
                         "event": ch.event,
                         "occurred_at": ch.occurred_at,
                         "doc": dumps(ch.doc),
+                        "position": ch.position,
                     }
                     for ch in changes
                 ],

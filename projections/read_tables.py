@@ -15,7 +15,12 @@ from projections.screens.fulfillment_queue import fulfillment_queue
 from projections.screens.order_detail import order_changes, order_detail
 from projections.screens.order_history import order_history
 from projections.screens.sales_dashboard import sales_dashboard
-from projections.tables import metadata, projection_checkpoints, projection_dead_letters
+from projections.tables import (
+    metadata,
+    projection_checkpoints,
+    projection_dead_letters,
+    projection_leader,
+)
 
 # Every registered projector's tables are on ``metadata`` (a screen defines its table on it).
 assert all(t.metadata is metadata for p in PROJECTORS.values() for t in p.tables)
@@ -30,5 +35,6 @@ __all__ = [
     "order_history",
     "projection_checkpoints",
     "projection_dead_letters",
+    "projection_leader",
     "sales_dashboard",
 ]

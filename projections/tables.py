@@ -33,3 +33,14 @@ projection_dead_letters = sa.Table(
     sa.Column("parked_at", Timestamp, nullable=False),
     sa.Index("ix_projection_dead_letters_stream", "name", "stream_id"),
 )
+
+# Which process applies events now, and since when: written by the leader when it takes
+# over (``engine/leadership.py``), for people and dashboards. Informational only: the lock
+# itself is a PostgreSQL advisory lock or a lock file, and the checkpoint row is the fence.
+projection_leader = sa.Table(
+    "projection_leader",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(200), nullable=False),
+    sa.Column("since", Timestamp, nullable=False),
+)

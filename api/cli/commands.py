@@ -1,11 +1,11 @@
-"""The `shopfront` command: one module per command group (serve, migrate, seed, projections,
-token, schema), put together here."""
+"""The `shopfront` command: one module per command group (serve, project, migrate, seed,
+projections, token, schema), put together here."""
 
 from __future__ import annotations
 
 import typer
 
-from api.cli import migrate, projections, schema, seed, serve, token
+from api.cli import migrate, project, projections, schema, seed, serve, token
 
 app = typer.Typer(
     help="Shopfront: a GraphQL backend-for-frontend built as CQRS.",
@@ -13,6 +13,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command()(serve.serve)
+app.command()(project.project)
 app.command()(migrate.migrate)
 app.command()(seed.seed)
 app.add_typer(projections.app, name="projections")

@@ -32,6 +32,7 @@ def projections_status() -> None:
                 str(s.dead_letters),
             )
         console.print(table)
+        _print_leader(services)
         letters = await services.runner.list_dead_letters()
         if letters:
             parked = Table(
@@ -55,6 +56,15 @@ def projections_status() -> None:
             console.print(parked)
 
     with_services(work)
+
+
+def _print_leader(services: Services) -> None:
+    leader = services.runner.leader
+    if leader is None:
+        console.print("Leader: none recorded (no process applies events)")
+    else:
+        since = leader[1].isoformat(timespec="seconds")
+        console.print(f"Leader: {leader[0]} since {since}", highlight=False)
 
 
 @app.command("rebuild")

@@ -57,9 +57,13 @@ def databases_problem(settings: Settings) -> str | None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Listen address")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port")] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="API processes sharing the port (each an ordinary one)")
+    ] = 1,
 ) -> None:
     """Serve GraphQL (and GraphiQL in dev) over HTTP and WebSocket."""
     import uvicorn
+    from starlette.applications import Starlette
 
     from api.app import build_app
     from api.logs import configure
@@ -67,11 +71,17 @@ def serve(
     settings = Settings()
     host, port = host or settings.host, port or settings.port
     configure(json_logs=not settings.is_dev, level=settings.log_level)
+    app: Starlette | str
     try:
-        problem = exposed_dev_secret(settings, host) or databases_problem(settings)
+        problem = (
+            exposed_dev_secret(settings, host)
+            or settings.startup_problem()
+            or databases_problem(settings)
+        )
         if problem is not None:
             raise RuntimeError(problem)
-        app = build_app(settings)
+        # Several workers: each process builds its own app from the environment.
+        app = build_app(settings) if workers == 1 else "api.app:create_app"
     except (RuntimeError, ValueError) as error:
         console.print(f"[red]Refusing to start:[/red] {error}", soft_wrap=True)
         raise typer.Exit(2) from None
@@ -79,6 +89,8 @@ def serve(
     tune_garbage_collector(settings.gc_young_threshold)
     uvicorn.run(
         app,
+        factory=workers > 1,
+        workers=workers if workers > 1 else None,
         host=host,
         port=port,
         log_level=settings.log_level,

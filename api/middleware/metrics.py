@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.bootstrap import Services
 from api.ws import frames as ws_frames
+from projections.engine.read_side import ReadSide
 
 
 class ProjectionCollector(Collector):
@@ -43,6 +44,7 @@ class ProjectionCollector(Collector):
         yield lag
         yield errors
         yield parked
+        yield from _leadership(runner)
         head = GaugeMetricFamily("shopfront_event_log_head", "Last known event position")
         head.add_metric([], runner.head)
         yield head
@@ -78,6 +80,27 @@ class ProjectionCollector(Collector):
         held = GaugeMetricFamily("shopfront_response_cache_bytes", "Bytes held by the cache")
         held.add_metric([], cache.bytes)
         yield held
+
+
+def _leadership(runner: ReadSide) -> Iterator[Metric]:
+    """Whether this process leads the projectors (labelled with its id), and how many
+    times it took or lost the lead."""
+    leadership = runner.leadership
+    if leadership is None:
+        return
+    leader = GaugeMetricFamily(
+        "shopfront_projector_leader",
+        "1 while this process applies events to the projections, 0 while it stands by",
+        labels=["process"],
+    )
+    leader.add_metric([leadership.holder], 1 if leadership.leading else 0)
+    yield leader
+    changes = CounterMetricFamily(
+        "shopfront_projector_leadership_changes",
+        "Times this process became or stopped being the projector leader",
+    )
+    changes.add_metric([], leadership.changes)
+    yield changes
 
 
 class Metrics:

@@ -8,6 +8,7 @@ just committed (``committed_order``), each projector's version for the response 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -27,6 +28,9 @@ class ProjectionState:
     lag_ms: float | None
     state: str
     dead_letters: int
+    # The process that applies events (host:pid:id) and since when, as last known.
+    leader: str | None = None
+    leader_since: dt.datetime | None = None
 
 
 class ReadSide(Tail):
@@ -64,6 +68,7 @@ class ReadSide(Tail):
         """Where each projector is, from memory: no database read."""
         states = []
         head = self.head
+        leader, since = self.leader or (None, None)
         for name in self.projectors:
             position = self.positions.get(name, 0)
             state = "error" if name in self.errors else "running" if self.running else "stopped"
@@ -77,14 +82,18 @@ class ReadSide(Tail):
                     self.lag_ms(position) if lag else 0.0,
                     state,
                     self.dead_letters.get(name, 0),
+                    leader,
+                    since,
                 )
             )
         return states
 
     # -- operations (CLI, staff) --------------------------------------------------------------
     async def status_from_log(self) -> list[ProjectionState]:
-        """Status with lag measured from the event log's own times (for the CLI)."""
+        """Status with lag measured from the event log's own times and the leader as
+        recorded in the read database (for the CLI)."""
         head = await self.head_position()
+        self.leader = await self._in_thread(self._read_leader)
 
         def lag_ms(position: int) -> float | None:
             if position >= head:

@@ -2,6 +2,13 @@
 checkpoint committed in the same read-database transaction as the rows it produced
 (``step.py``): no event is skipped or applied twice.
 
+Only the leader applies events (``leadership.py``); a process that does not lead, or may
+not project at all, follows the checkpoints instead (``follow.py``): it learns positions
+and generations from the read database at every poll (sooner while a request waits for
+one) and delivers to its subscribers the order changes the leader committed. Either way
+changes are delivered once, in position order: ``delivered`` is how far they have been,
+and a leader steps only once it has delivered everything up to its own checkpoint.
+
 Woken at once by commits in this process (``notify``); polls slowly for other processes.
 The database work runs on one worker thread; positions change only on the event loop.
 """
@@ -10,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -22,8 +30,10 @@ from migrations.engine import database_unavailable, one_line
 from projections.base import OrderChange, Projector
 from projections.engine import checkpoints, dead_letters
 from projections.engine.event_source import head_position, read_events
+from projections.engine.follow import Followed, changes_table, follow
 from projections.engine.high_water import HighWater
 from projections.engine.kill_hook import KillHook
+from projections.engine.leadership import Leadership, read_leader
 from projections.engine.publication import OrderedPublication, Publish
 from projections.engine.recent_orders import RecentOrders
 from projections.engine.step import StepOutcome, apply_batches
@@ -32,6 +42,9 @@ from projections.order_doc import shared_folds
 log = logging.getLogger("shopfront.projections")
 P = ParamSpec("P")
 T = TypeVar("T")
+# How often a process that does not lead reads the checkpoints while a request waits for a
+# position (read-your-writes), instead of the poll interval.
+FOLLOW_WAITING_POLL = 0.01
 
 
 class Tail:
@@ -46,7 +59,12 @@ class Tail:
         publish: Publish | None = None,
         crash_before_commit: str | None = None,
         rebuild_helper_min_events: int | None = None,
+        project: bool = True,
+        leadership: Leadership | None = None,
+        leader_retry_interval: float = 0.5,
     ) -> None:
+        """``project``: may this process apply events at all (False: it only follows);
+        ``leadership``: the election it applies them under (None: always, alone)."""
         self.log_engine = log_engine
         self.read_engine = read_engine
         self.projectors = projectors
@@ -71,6 +89,16 @@ class Tail:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="shopfront-projector")
         # When the steps next read the generations (monotonic time): once per poll.
         self._generations_due = 0.0
+        self.project = project
+        self.leadership = leadership
+        self.leader_retry_interval = leader_retry_interval
+        self._leader_retry_due = 0.0
+        # The projector whose commits go to subscribers, its changes table, and the
+        # position up to which this process has delivered them.
+        self._changes_source = changes_table(projectors.values())
+        self.delivered = 0
+        # (holder, since) of the leader as last read or known; None: nobody recorded.
+        self.leader: tuple[str, dt.datetime] | None = None
 
     async def _in_thread(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         loop = asyncio.get_running_loop()
@@ -116,6 +144,7 @@ class Tail:
 
     async def start(self) -> None:
         await self.load_checkpoints()
+        self.delivered = self._publisher_position()
         self._task = asyncio.create_task(self._loop(), name="projection-runner")
 
     async def stop(self) -> None:
@@ -124,6 +153,9 @@ class Tail:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self.leadership is not None:
+            # After any step still on the worker thread: a standby takes over at its next try.
+            await self._in_thread(self.leadership.release)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
@@ -137,8 +169,13 @@ class Tail:
         failures = 0
         while True:
             self._wake.clear()
+            leading = False
             try:
-                advanced = await self.step()
+                leading = await self._lead()
+                if leading and self.delivered >= self._publisher_position():
+                    advanced = await self.step()
+                else:
+                    advanced = await self.follow()
                 failures = 0
             except Exception as error:
                 if database_unavailable(error):  # a restart: one line per try, no traceback
@@ -154,10 +191,84 @@ class Tail:
                 self.idle = True
                 try:
                     with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(self.poll_interval):
+                        async with asyncio.timeout(self._idle_wait(leading)):
                             await self._wake.wait()
                 finally:
                     self.idle = False
+
+    def _idle_wait(self, leading: bool) -> float:
+        if leading:
+            return self.poll_interval
+        wait = self.poll_interval
+        if self.high_water.waiting:
+            wait = min(wait, FOLLOW_WAITING_POLL)
+        if self.project and self.leadership is not None:
+            wait = min(wait, self.leader_retry_interval)
+        return wait
+
+    # -- leading or following ---------------------------------------------------------------
+    @property
+    def leading(self) -> bool:
+        """Whether this process applies events now."""
+        if not self.project:
+            return False
+        return self.leadership is None or self.leadership.leading
+
+    def _publisher_position(self) -> int:
+        source = self._changes_source
+        return 0 if source is None else self.positions.get(source[0], 0)
+
+    async def _lead(self) -> bool:
+        """Whether this process is to apply the next batch: it may project and it leads
+        (still holds the lock, checked before every step, or takes it if it is free;
+        standbys try once per retry interval)."""
+        leadership = self.leadership
+        if not self.project:
+            return False
+        if leadership is None:
+            return True
+        was = leadership.leading
+        if not was and time.monotonic() < self._leader_retry_due:
+            return False
+        leading = await self._in_thread(leadership.keep)
+        if not leading:
+            self._leader_retry_due = time.monotonic() + self.leader_retry_interval
+        if leading != was:
+            self.recent.clear()
+        if leading and leadership.since is not None:
+            self.leader = (leadership.holder, leadership.since)
+        return leading
+
+    async def follow(self) -> int:
+        """Learn where the projectors are from the read database and deliver the order
+        changes committed since the last delivered; returns whether more are waiting."""
+        followed, parked, leader = await self._in_thread(self._follow, self.delivered)
+        self.dead_letters = parked
+        if not self.leading:
+            self.leader = leader
+        if any(self.generations.get(n) != g for n, g in followed.generations.items()):
+            self.recent.clear()  # rows replaced by a rebuild or retry elsewhere
+        self.positions.update(followed.positions)
+        self.generations.update(followed.generations)
+        self.high_water.observe(followed.head)
+        if followed.changes:
+            self.publication.schedule(followed.changes)
+            await self.publication.drain()
+        self.delivered = followed.delivered
+        await self.high_water.advanced()
+        return int(followed.more)
+
+    def _follow(
+        self, delivered: int
+    ) -> tuple[Followed, dict[str, int], tuple[str, dt.datetime] | None]:
+        followed = follow(
+            self.read_engine, self.log_engine, self.projectors, self._changes_source, delivered
+        )
+        return followed, self._count_dead_letters(), self._read_leader()
+
+    def _read_leader(self) -> tuple[str, dt.datetime] | None:
+        with self.read_engine.connect() as conn:
+            return read_leader(conn)
 
     async def step(self) -> int:
         """Apply the next batch to every projector behind; return how many events moved
@@ -172,6 +283,9 @@ class Tail:
         # Every publish of this step was scheduled before the step's result reached us:
         # wait until the last has gone out (in commit order).
         await self.publication.drain()
+        source = self._changes_source
+        if source is not None and source[0] in outcome.positions:
+            self.delivered = max(self.delivered, outcome.positions[source[0]])
         if outcome.checkpoints_moved:
             await self.load_checkpoints()
             return 1

@@ -25,7 +25,7 @@ from projections.order_doc import Doc, OrderDocProjector, dumps
 # Rows held per projector before they are written (about 1 KB each).
 LIMIT = 250_000
 Row = tuple[Any, ...]
-CHANGE_COLUMNS = ("order_id", "version", "event", "occurred_at", "doc")  # key first
+CHANGE_COLUMNS = ("order_id", "version", "event", "occurred_at", "doc", "position")  # key first
 
 
 @dataclasses.dataclass
@@ -134,6 +134,7 @@ class BufferedOrderDocs(OrderDocProjector):
                 ch.event,
                 ch.occurred_at if process is None else process(ch.occurred_at),
                 dumps(ch.doc),
+                ch.position,
             )
             for ch in changes
         ]  # in the order of CHANGE_COLUMNS

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from projections.base import OrderChange, as_utc
 from projections.order_doc import OrderDocProjector, dumps
 from projections.reads import Doc, P, Query, fetch_all
-from projections.tables import Timestamp, metadata
+from projections.tables import Position, Timestamp, metadata
 
 order_detail = sa.Table(
     "order_detail",
@@ -25,7 +25,10 @@ order_detail = sa.Table(
 )
 
 # Every state the order went through, for subscribers that reconnect
-# (orderStatus(afterVersion:)): the order document right after each of its events.
+# (orderStatus(afterVersion:)): the order document right after each of its events. By
+# ``position`` (the event's), processes that did not apply the change tail it to deliver
+# it to their own subscribers (``engine/follow.py``); rows written before that column
+# existed have none.
 order_changes = sa.Table(
     "order_changes",
     metadata,
@@ -34,6 +37,8 @@ order_changes = sa.Table(
     sa.Column("event", sa.String(64), nullable=False),
     sa.Column("occurred_at", Timestamp, nullable=False),
     sa.Column("doc", sa.Text, nullable=False),
+    sa.Column("position", Position, nullable=True),
+    sa.Index("ix_order_changes_position", "position"),
 )
 
 

@@ -36,7 +36,8 @@ STAFF = c.Actor("staff-test", "staff")
 READ_TABLES: tuple[sa.Table, ...] = tuple(
     t
     for t in r.metadata.sorted_tables
-    if t.name not in (r.projection_checkpoints.name, r.projection_dead_letters.name)
+    if t.name
+    not in (r.projection_checkpoints.name, r.projection_dead_letters.name, r.projection_leader.name)
 )
 JSON_COLUMNS = frozenset({"doc"})
 

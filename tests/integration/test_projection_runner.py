@@ -8,7 +8,7 @@ import asyncio
 import dataclasses
 import random
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
 import orjson
@@ -298,13 +298,16 @@ async def test_two_runners_never_double_apply(
     two_runners: list[ProjectionRunner] = []
     one = Rig.create(settings, one_runners)
     two = Rig.create(settings, two_runners)
-    published: list[tuple[str, int]] = []
+    published: dict[str, list[tuple[str, int]]] = {"one": [], "two": []}
 
-    async def publish(changes: Sequence[OrderChange]) -> None:
-        published.extend((change.order_id, change.version) for change in changes)
+    def publisher(name: str) -> Callable[[Sequence[OrderChange]], Awaitable[None]]:
+        async def publish(changes: Sequence[OrderChange]) -> None:
+            published[name].extend((change.order_id, change.version) for change in changes)
 
-    first = one.runner(batch_size=7, poll_interval=0.02, publish=publish)
-    second = two.runner(batch_size=11, poll_interval=0.02, publish=publish)
+        return publish
+
+    first = one.runner(batch_size=7, poll_interval=0.02, publish=publisher("one"))
+    second = two.runner(batch_size=11, poll_interval=0.02, publish=publisher("two"))
     one_runners.append(first)
     two_runners.append(second)
     try:
@@ -324,8 +327,9 @@ async def test_two_runners_never_double_apply(
         check_invariants(one.write_engine, one.read_engine)
         rebuilt = await rebuild_snapshot(template_dir, tmp_path / "rebuild", one.log_engine)
         assert_snapshots_equal(snapshot(one.read_engine), rebuilt)
-        # Every order event reaches subscribers once: published by whichever runner
-        # committed it to the order detail screen.
+        # Every order event reaches each process's subscribers once: published by the
+        # runner that committed it to the order detail screen, read back from the changes
+        # table by the other.
         with one.log_engine.connect() as conn:
             order_events = [
                 (stream.removeprefix("order-"), version)
@@ -335,7 +339,8 @@ async def test_two_runners_never_double_apply(
                     )
                 )
             ]
-        assert sorted(published) == sorted(order_events)
+        assert sorted(published["one"]) == sorted(order_events)
+        assert sorted(published["two"]) == sorted(order_events)
         # Losing a race to the other runner is not a failure of the projector.
         failures = [rec.getMessage() for rec in caplog.records if rec.levelname == "ERROR"]
         assert failures == []

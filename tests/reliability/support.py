@@ -44,8 +44,9 @@ CLI_TIMEOUT = 30.0
 LOCK_WAIT = 20.0
 READ_WAIT = 30.0
 JSON_COLUMNS = frozenset({"doc"})
-# Never compared: the migration marker, and the checkpoints (a rebuild rewinds them).
-NOT_COMPARED = frozenset({"alembic_version", "projection_checkpoints"})
+# Never compared: the migration marker, the checkpoints (a rebuild rewinds them) and who
+# leads the projectors.
+NOT_COMPARED = frozenset({"alembic_version", "projection_checkpoints", "projection_leader"})
 # Not screens: NOT_COMPARED and the parked events (compared separately where they matter,
 # or kept in the snapshot with ``with_dead_letters=True``).
 NOT_READ_MODELS = NOT_COMPARED | {"projection_dead_letters"}

@@ -25,7 +25,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from api.ids import raw_id_of
+from api.graphql.ids import raw_id_of
 from api.bootstrap import Services
 from api.settings import Settings
 from migrations.engine import database_unavailable

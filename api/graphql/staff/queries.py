@@ -67,6 +67,8 @@ class StaffQuery:
                 lag_ms=s.lag_ms,
                 state=s.state,
                 dead_letters=s.dead_letters,
+                leader=s.leader,
+                leader_since=s.leader_since,
             )
             for s in info.context.services.runner.status()
         ]

@@ -53,6 +53,14 @@ class ProjectionStatus:
     lag_ms: float | None
     state: str
     dead_letters: int = strawberry.field(description="How many events are parked.")
+    leader: str | None = strawberry.field(
+        default=None,
+        description="The process that applies events to the projections now "
+        "(host:pid:id), as last known by this server; null if none is recorded.",
+    )
+    leader_since: dt.datetime | None = strawberry.field(
+        default=None, description="Since when that process leads."
+    )
 
     @strawberry.field(description="The parked events, oldest first.")
     async def parked_events(self, info: Info, first: int = 20) -> list[ParkedEvent]:
