@@ -81,6 +81,11 @@ REFUSED = {
     ),
 }
 
+# Connections whose generated arguments (random ``first`` and ``after``) the resolvers
+# almost always refuse with a coded error: how many execute depends on the cursors the
+# server minted, so no minimum is asserted for them (they still must answer cleanly).
+RARELY_VALID = {"Query.myOrders", "Query.fulfillmentQueue"}
+
 Operation = schemathesis.APIOperation[Any, Any, Any, Any]
 
 
@@ -393,5 +398,5 @@ def test_fuzzed_operation_gets_a_clean_answer(
     assert sent.requests == EXAMPLES, f"{label} as {identity}: sent {sent.requests}"
     if (label, identity) in REFUSED:
         assert sent.executed == 0, f"{label} answered {identity} with data: {sent}"
-    else:
+    elif label not in RARELY_VALID:
         assert sent.executed >= 1, f"no valid {label} document executed as {identity}: {sent}"
