@@ -318,13 +318,26 @@ class _WsClient:
             assert isinstance(other, str), f"message without an operation id: {message}"
             self._buffer[other].append(message)
 
-    async def expect_nothing_for(self, op_id: str, seconds: float) -> None:
-        """Operation ``op_id`` receives no message within ``seconds``."""
-        try:
-            message = await self.receive_for(op_id, seconds)
-        except TimeoutError:
-            return
-        raise AssertionError(f"unexpected message for {op_id}: {message}")
+    async def very_next(self, *op_ids: str, timeout: float = TIMEOUT) -> dict[str, Json]:
+        """The very next messages on the connection: one for each of ``op_ids`` (in any
+        order), and nothing else before or in between.
+
+        Called after a marker change (a later mutation) that each of ``op_ids`` must
+        hear: the server sends a connection's messages in the order of the changes, so a
+        duplicate, a stray message, or one for an operation that was stopped or refused
+        would have to arrive before the marker. Deterministic, unlike waiting a while
+        for nothing to come."""
+        early = {op: list(queue) for op, queue in self._buffer.items() if queue}
+        assert not early, f"messages before the marker: {early}"
+        got: dict[str, Json] = {}
+        while len(got) < len(op_ids):
+            message = await self.receive(timeout)
+            op_id = message.get("id")
+            assert op_id in op_ids and op_id not in got, (
+                f"expected only the marker for {op_ids}, got {message} (after {got})"
+            )
+            got[str(op_id)] = message
+        return got
 
 
 class TransportWsClient(_WsClient):

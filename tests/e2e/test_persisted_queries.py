@@ -84,3 +84,47 @@ async def test_bad_persisted_query_extensions_are_refused(api: Api) -> None:
     response = await _post(api, {"extensions": unknown}, accept="application/graphql-response+json")
     assert response.status_code == 400
     assert error_codes(response.json()) == ["PERSISTED_QUERY_NOT_FOUND"]
+
+
+async def test_a_persisted_query_runs_over_get_with_variables(api: Api) -> None:
+    """Apollo's link with ``useGETForHashedQueries``: registered by POST, then
+    ``GET /graphql?extensions=...&variables=...``; each GET runs with its own variables."""
+    query = (
+        f"# {unique('apq-vars')}\n"
+        "query($sku: String!) { product(sku: $sku) { sku name priceCents } }"
+    )
+    extensions = _persisted(query)
+    skus = [edge["node"]["sku"] for edge in (await api.data(QUERY))["products"]["edges"]]
+    assert len(skus) == 2 and skus[0] != skus[1], skus
+    expected = {
+        sku: (
+            await api.data(
+                "query($sku: String!) { product(sku: $sku) { sku name priceCents } }",
+                {"sku": sku},
+            )
+        )["product"]
+        for sku in skus
+    }
+    registered = await _post(
+        api, {"query": query, "variables": {"sku": skus[0]}, "extensions": extensions}
+    )
+    assert registered.status_code == 200
+    assert registered.json()["data"] == {"product": expected[skus[0]]}
+
+    for sku in (skus[1], skus[0]):
+        by_get = await api.request(
+            "GET",
+            "/graphql",
+            params={"extensions": json.dumps(extensions), "variables": json.dumps({"sku": sku})},
+            headers={"Accept": JSON},
+        )
+        assert by_get.status_code == 200, by_get.text
+        body = by_get.json()
+        assert "errors" not in body, body
+        assert body["data"] == {"product": expected[sku]}, (sku, body)
+
+    # Without the variable the query needs: a variable coercion error, not a stale answer.
+    missing = await api.request(
+        "GET", "/graphql", params={"extensions": json.dumps(extensions)}, headers={"Accept": JSON}
+    )
+    assert error_codes(missing.json()) == ["BAD_USER_INPUT"], missing.text

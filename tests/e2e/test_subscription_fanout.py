@@ -122,16 +122,27 @@ async def test_a_broadcast_reaches_every_subscription_once_and_in_order(
         ws = transports[0]
         _, small_op, _, _ = subscriptions[1]
         _, status_op, _, _ = subscriptions[2]
+        full_op = subscriptions[0][1]
+        legacy_mine, legacy_status = subscriptions[-2][1], subscriptions[-1][1]
+        assert subscriptions[-2][0] is subscriptions[-1][0] is legacies[-1]
         await ws.complete(small_op)
-        await legacies[0].stop(subscriptions[-2][1])
-        assert (await legacies[0].receive_for(subscriptions[-2][1]))["type"] == "complete"
+        await legacies[-1].stop(legacy_mine)
+        assert (await legacies[-1].receive_for(legacy_mine))["type"] == "complete"
         assert (await api.deliver(staff, order_id))["order"]["status"] == "DELIVERED"
-        event = (await ws.next_data(status_op))["orderStatus"]
+        # The very next messages on each connection: the delivery, once, for each live
+        # operation, and nothing for the stopped ones.
+        got = await ws.very_next(status_op, full_op)
+        event = got[status_op]["payload"]["data"]["orderStatus"]
         assert (event["event"], event["version"]) == ("OrderDelivered", 4)
-        event = (await legacies[0].next_data(subscriptions[-1][1]))["orderStatus"]
+        assert got[full_op]["payload"]["data"]["myOrders"]["event"] == "OrderDelivered"
+        got = await legacies[-1].very_next(legacy_status)
+        event = got[legacy_status]["payload"]["data"]["orderStatus"]
         assert (event["event"], event["version"]) == ("OrderDelivered", 4)
-        await ws.expect_nothing_for(small_op, 0.5)
-        await legacies[0].expect_nothing_for(subscriptions[-2][1], 0.1)
+        # A later change (the second order's payment) after the delivery: the stopped
+        # operations still hear nothing, the live myOrders hears it next.
+        assert (await api.pay(token, second["id"]))["order"]["status"] == "PAID"
+        got = await ws.very_next(full_op)
+        assert got[full_op]["payload"]["data"]["myOrders"]["order"]["id"] == second["id"]
 
 
 async def test_with_compression_each_connection_frames_its_own_messages(

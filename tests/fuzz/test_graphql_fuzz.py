@@ -16,7 +16,10 @@ Bounded and repeatable: Hypothesis runs derandomized (a fixed seed), with a fixe
 of examples per operation and identity and no example database, so every run sends the
 same documents (only the ids the server minted differ). Problems are collected rather
 than raised inside Hypothesis (no shrinking, no flakiness replay): each test reports the
-bad documents it sent, ready to paste, with the tail of the server log.
+bad documents it sent, ready to paste, with the tail of the server log. Each test also
+checks that the fuzzer really ran: all EXAMPLES documents went out, and at least one
+schema-valid document was executed (200, ``data``, no ``errors``), or none at all where
+the identity may not ask (``REFUSED``).
 
 The server is a dedicated one (loopback, free port, its own copy of the databases), not
 the session's ``live_app``: the fuzzer adds products, changes prices and stock, and
@@ -67,6 +70,21 @@ BINDINGS = {
     "Mutation.*.input.sku": "skus",
     "Mutation.placeOrder.input.lines[*].sku": "skus",
 }
+
+# Root fields an identity may not ask for: every answer must be an error, never data.
+REFUSED = {
+    ("Query.myOrders", "anonymous"),
+    *(
+        (f"Query.{field}", identity)
+        for field in ("salesDashboard", "fulfillmentQueue", "projections")
+        for identity in ("anonymous", "customer")
+    ),
+}
+
+# Connections whose generated arguments (random ``first`` and ``after``) the resolvers
+# almost always refuse with a coded error: how many execute depends on the cursors the
+# server minted, so no minimum is asserted for them (they still must answer cleanly).
+RARELY_VALID = {"Query.myOrders", "Query.fulfillmentQueue"}
 
 Operation = schemathesis.APIOperation[Any, Any, Any, Any]
 
@@ -270,12 +288,39 @@ def _problems(response: httpx.Response) -> list[str]:
     return found
 
 
-def _fuzz(operation: Operation, token: str | None, base_url: str, stats: Stats) -> list[str]:
-    """Send EXAMPLES generated documents for one operation; the reports of bad answers."""
-    reports: list[str] = []
-    cases = operation.as_strategy(GenerationMode.POSITIVE) | operation.as_strategy(
-        GenerationMode.NEGATIVE
+@dataclasses.dataclass
+class Sent:
+    """What one operation and identity sent: documents, and schema-valid ones the server
+    executed (200, ``data`` and no ``errors``): proof the fuzzer reached the resolvers."""
+
+    requests: int = 0
+    executed: int = 0
+
+
+def _executed(response: httpx.Response) -> bool:
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return (
+        response.status_code == 200
+        and isinstance(body, dict)
+        and isinstance(body.get("data"), dict)
+        and not body.get("errors")
     )
+
+
+def _fuzz(
+    operation: Operation, token: str | None, base_url: str, stats: Stats
+) -> tuple[list[str], Sent]:
+    """Send EXAMPLES generated documents for one operation: the reports of bad answers,
+    and what was sent."""
+    reports: list[str] = []
+    sent = Sent()
+    # Each case tagged with whether it is valid against the schema (positive mode).
+    cases = operation.as_strategy(GenerationMode.POSITIVE).map(
+        lambda case: (case, True)
+    ) | operation.as_strategy(GenerationMode.NEGATIVE).map(lambda case: (case, False))
     is_query = operation.label.startswith("Query.")
     methods = st.sampled_from(("POST", "GET") if is_query else ("POST",))
     accepts = st.sampled_from((JSON, GRAPHQL_RESPONSE))
@@ -300,8 +345,8 @@ def _fuzz(operation: Operation, token: str | None, base_url: str, stats: Stats) 
             print_blob=False,
         )
         @given(case=cases, method=methods, accept=accepts)
-        def send(case: schemathesis.Case[Operation], method: str, accept: str) -> None:
-            document = case.body
+        def send(case: tuple[schemathesis.Case[Operation], bool], method: str, accept: str) -> None:
+            document = case[0].body
             assert isinstance(document, str), document
             headers = {**auth, "Accept": accept}
             if method == "GET":
@@ -309,6 +354,9 @@ def _fuzz(operation: Operation, token: str | None, base_url: str, stats: Stats) 
             else:
                 response = client.post(url, json={"query": document}, headers=headers)
             stats.requests += 1
+            sent.requests += 1
+            if case[1] and _executed(response):
+                sent.executed += 1
             status = response.status_code
             stats.by_status[status] = stats.by_status.get(status, 0) + 1
             if status >= 500:
@@ -323,7 +371,7 @@ def _fuzz(operation: Operation, token: str | None, base_url: str, stats: Stats) 
                 )
 
         send()
-    return reports
+    return reports, sent
 
 
 @pytest.mark.parametrize("identity", IDENTITIES)
@@ -336,7 +384,7 @@ def test_fuzzed_operation_gets_a_clean_answer(
     stats: Stats,
 ) -> None:
     token = fuzz_server.tokens[identity]
-    reports = _fuzz(operations[label], token, fuzz_server.base_url, stats)
+    reports, sent = _fuzz(operations[label], token, fuzz_server.base_url, stats)
     if reports:
         tail = fuzz_server.log.read_text(errors="replace")[-4000:]
         pytest.fail(
@@ -345,3 +393,10 @@ def test_fuzzed_operation_gets_a_clean_answer(
             + f"\n\n--- server log (tail) ---\n{tail}",
             pytrace=False,
         )
+    # The fuzzer really ran: every example went out, and the schema-valid ones reached
+    # the resolvers (data, no errors) unless this identity may not ask at all.
+    assert sent.requests == EXAMPLES, f"{label} as {identity}: sent {sent.requests}"
+    if (label, identity) in REFUSED:
+        assert sent.executed == 0, f"{label} answered {identity} with data: {sent}"
+    elif label not in RARELY_VALID:
+        assert sent.executed >= 1, f"no valid {label} document executed as {identity}: {sent}"

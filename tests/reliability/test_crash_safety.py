@@ -272,6 +272,9 @@ class WriteModel:
 
 def check_write_model(burst: Burst, initial: dict[str, int], wm: WriteModel) -> None:
     prices = {sku: p["price_cents"] for sku, p in wm.products.items()}
+    # The checks below loop over attempts and orders: over nothing they would prove nothing.
+    assert any(a.kind == "place" and a.outcome == "ok" for a in burst.attempts), burst.attempts
+    assert wm.orders and wm.products, "the write model has no orders or products"
     explained: set[str] = set()
     for a in burst.attempts:
         if a.kind != "place":

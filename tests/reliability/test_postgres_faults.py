@@ -25,8 +25,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from api.graphql.ids import raw_id_of
 from api.bootstrap import Services
+from api.graphql.ids import raw_id_of
 from api.settings import Settings
 from migrations.engine import database_unavailable
 from tests.conftest import ROOT, free_port, server_env, start_server, stop_server

@@ -35,7 +35,6 @@ from tests.reliability.support import staff_token
 
 WAIT = 10.0  # every wait for messages is bounded by this
 RACE_SPACING = 0.02  # between the racing subscriptions: spreads them over the changes
-QUIET = 0.5  # after the last expected message: long enough to see a duplicate arrive
 ORDERS = 40
 WATCH_CONNECTIONS = 5
 EVENTS = {
@@ -177,6 +176,7 @@ async def test_no_change_missed_or_repeated(live_app: LiveApp) -> None:
             collectors.append(collector)
             op = await ws.subscribe(ORDER_STATUS, {"id": same_order["id"]})
             watched.append((collector, op, same_order, True))
+        markers: dict[Collector, str] = {}
         try:
             await wait_until(
                 lambda: all(c.messages[op] for c, op, _, _ in watched), "the first snapshots"
@@ -209,7 +209,26 @@ async def test_no_change_missed_or_repeated(live_app: LiveApp) -> None:
                 return len(mine.messages[mine_op]) >= expected
 
             await wait_until(all_arrived, "every subscriber's last change")
-            await asyncio.sleep(QUIET)  # duplicates, if any, arrive now
+            # A marker: a new order of Alice's, watched on every connection, then paid.
+            # Each connection sends in the order of the changes, so a duplicate of any
+            # change above would arrive before the marker's OrderPaid: once every
+            # connection has the marker, everything it will ever get is collected.
+            marker = (await api.place_order(alice, [(sku, 1)]))["id"]
+            for c in collectors:
+                op = await c.client.subscribe(ORDER_STATUS, {"id": marker})
+                markers[c] = op
+            await wait_until(
+                lambda: all(c.messages[op] for c, op in markers.items()), "the marker snapshots"
+            )
+            payload = await api.pay(alice, marker)
+            assert payload["userErrors"] == [], payload
+
+            def marked() -> bool:
+                return all(
+                    data_of(c.messages[op][-1])["event"] == "OrderPaid" for c, op in markers.items()
+                )
+
+            await wait_until(marked, "the marker on every connection")
         finally:
             for c in collectors:
                 await c.close()
@@ -223,14 +242,27 @@ async def test_no_change_missed_or_repeated(live_app: LiveApp) -> None:
             if not primary:
                 start = data_of(c.messages[op][0])["version"]
                 raced["final" if start == len(EVENTS[order["plan"]]) else f"v{start}"] += 1
+        for c, op in markers.items():
+            assert [(data_of(m)["event"], data_of(m)["version"]) for m in c.messages[op]] == [
+                ("Snapshot", 1),
+                ("OrderPaid", 2),
+            ], c.messages[op]
         for c in collectors[1:]:
             ops = {op for owner, op, _, _ in watched if owner is c}
-            assert set(c.messages) == ops, "messages for operations nobody started"
-        assert set(mine.messages) == {mine_op}, mine.messages.keys()
+            assert set(c.messages) == {*ops, markers[c]}, "messages for operations nobody started"
+        assert set(mine.messages) == {mine_op, markers[mine]}, mine.messages.keys()
 
-        # myOrders: Alice's changes only, each once, in version order per order.
+        # myOrders: Alice's changes only, each once, in version order per order; the
+        # marker's two changes last.
+        *changes, placed_marker, paid_marker = mine.messages[mine_op]
+        assert [
+            (data_of(m)["order"]["id"], data_of(m)["event"]) for m in (placed_marker, paid_marker)
+        ] == [
+            (marker, "OrderPlaced"),
+            (marker, "OrderPaid"),
+        ]
         seen: dict[str, list[int]] = defaultdict(list)
-        for message in mine.messages[mine_op]:
+        for message in changes:
             event = data_of(message)
             order_id = event["order"]["id"]
             assert order_id in alice_orders, f"myOrders showed someone else's order: {event}"
