@@ -32,6 +32,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
+from migrations.engine import database_unavailable, one_line
 from projections.tables import projection_leader
 
 log = logging.getLogger("shopfront.projections")
@@ -130,8 +131,8 @@ class AdvisoryLock:
             return False
         try:
             self._conn.execute(sa.text("SELECT 1"))
-        except Exception:
-            log.warning("the projector leader's database session is gone", exc_info=True)
+        except Exception as error:
+            _warn("the projector leader's database session is gone", error)
             return False
         return True
 
@@ -184,16 +185,16 @@ class Leadership:
             try:
                 if not self.lock.try_lock():
                     return False
-            except Exception:
-                log.warning("could not try the projector lock", exc_info=True)
+            except Exception as error:
+                _warn("could not try the projector lock", error)
                 return False
         self.leading = True
         self.since = dt.datetime.now(dt.UTC)
         self.changes += 1
         try:
             write_leader(self.read, self.holder, self.since)
-        except Exception:  # informational only: leading does not depend on it
-            log.warning("could not record the projector leader", exc_info=True)
+        except Exception as error:  # informational only: leading does not depend on it
+            _warn("could not record the projector leader", error)
         log.info("projector leader: this process (%s) leads from now", self.holder)
         return True
 
@@ -241,3 +242,12 @@ def read_leader(conn: Connection) -> tuple[str, dt.datetime] | None:
         return None
     since = row.since if row.since.tzinfo else row.since.replace(tzinfo=dt.UTC)
     return str(row.holder), since
+
+
+def _warn(what: str, error: BaseException) -> None:
+    """A database that cannot be reached (a restart) is one line per try; anything else
+    keeps its traceback."""
+    if database_unavailable(error):
+        log.warning("%s: database unavailable: %s", what, one_line(error))
+    else:
+        log.warning(what, exc_info=error)
