@@ -14,6 +14,7 @@ from api.graphql.catalog.types import Product
 from api.graphql.commands import CONSISTENCY_DOC, not_found, run_command, token_of
 from api.graphql.context import Info
 from api.graphql.ids import raw_id_of
+from api.graphql.limits.estimates import list_field
 from api.graphql.orders.queries import visible_order
 from api.graphql.orders.types import Order
 from api.graphql.types import UserError
@@ -24,7 +25,7 @@ from domain.bus import CommandResult
 @strawberry.type
 class ProductPayload:
     product: Product | None
-    user_errors: list[UserError]
+    user_errors: list[UserError] = list_field(1)  # few: one per bad input field
     consistency_token: str | None = strawberry.field(default=None, description=CONSISTENCY_DOC)
 
 
@@ -54,7 +55,7 @@ async def product_payload(info: Info, command: c.Command) -> ProductPayload:
 @strawberry.type
 class OrderPayload:
     order: Order | None
-    user_errors: list[UserError]
+    user_errors: list[UserError] = list_field(1)  # few: one per bad input field
     consistency_token: str | None = strawberry.field(default=None, description=CONSISTENCY_DOC)
 
 

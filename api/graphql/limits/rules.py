@@ -23,6 +23,7 @@ from graphql import (
 )
 from strawberry.extensions import SchemaExtension
 
+from api.graphql.limits.estimates import item_estimates
 from api.graphql.limits.shape import DataCost, DocumentShape
 
 
@@ -138,7 +139,8 @@ class CostLimit(SchemaExtension):
                 )
                 if isinstance(coerced, list):
                     continue  # bad variables: execution reports them
-                costs = DataCost(document, coerced.coerced)
+                items = item_estimates(ctx.schema._schema)
+                costs = DataCost(document, coerced.coerced, items)
                 found = max(found, costs.cost(operation.selection_set))
             if found > self.max_cost:
                 ctx.result = ExecutionResult(

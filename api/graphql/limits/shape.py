@@ -45,15 +45,7 @@ INTROSPECTION_LISTS = {
     "possibleTypes": 5,
     "locations": 5,
 }
-# A data list field without `first`: how many items to expect.
-LIST_ESTIMATES = {
-    "lines": 5,
-    "timeline": 5,
-    "ordersByStatus": 5,
-    "topProducts": 10,
-    "projections": 6,
-}
-CONNECTION_DEFAULTS = {"products": 20, "myOrders": 20, "fulfillmentQueue": 50, "parkedEvents": 20}
+# `first` given by a variable that is not an int (execution refuses it): assume a page.
 DEFAULT_FIRST = 20
 
 
@@ -180,8 +172,11 @@ class DataCost:
     included), a plain list by a fixed estimate. Introspection is costed by its own rule
     (:class:`DocumentShape`) and counts 1 here. Each fragment is costed once."""
 
-    def __init__(self, document: DocumentNode, variables: Mapping[str, Any]) -> None:
+    def __init__(
+        self, document: DocumentNode, variables: Mapping[str, Any], items: Mapping[str, int]
+    ) -> None:
         self.variables = variables
+        self.items = items  # a list field's expected length, by name (limits.estimates)
         fragments = fragment_definitions(document)
         self._costs: dict[str, int] = {}
         for name in dependency_order(fragments):
@@ -214,4 +209,4 @@ class DataCost:
                     return max(0, min(value, MAX_PAGE))
                 return DEFAULT_FIRST
         name = field.name.value
-        return CONNECTION_DEFAULTS.get(name) or LIST_ESTIMATES.get(name, 1)
+        return self.items.get(name, 1)

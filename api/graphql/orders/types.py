@@ -11,6 +11,7 @@ from api.graphql.catalog.types import Product
 from api.graphql.context import Info
 from api.graphql.customers.types import Customer
 from api.graphql.ids import to_global_id
+from api.graphql.limits.estimates import list_field
 from api.graphql.types import Node, PageInfo
 from domain.model import OrderStatus as OrderStatus
 from domain.model import can_see_order
@@ -72,13 +73,13 @@ class Order(Node):
     updated_at: dt.datetime
     version: int
     customer_id: strawberry.ID
-    lines: list[OrderLine]
+    lines: list[OrderLine] = list_field(5)
     item_count: int
     total_cents: int
     currency: str
     payment: Payment | None
     shipment: Shipment | None
-    timeline: list[OrderStatusChange]
+    timeline: list[OrderStatusChange] = list_field(5)
     cancel_reason: str | None
     raw_customer_id: strawberry.Private[str]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from api.graphql.context import Info
+from api.graphql.limits.estimates import list_field
 from api.graphql.orders.queries import int_cursor, order_connection
 from api.graphql.orders.types import OrderConnection, OrderStatus
 from api.graphql.staff.types import ProductSales, ProjectionStatus, SalesDashboard, StatusCount
@@ -54,7 +55,7 @@ class StaffQuery:
         )
         return order_connection(docs, first, after, "paid_position")
 
-    @strawberry.field(description="Staff only: where each projection is in the event log.")
+    @list_field(6, description="Staff only: where each projection is in the event log.")
     def projections(self, info: Info) -> list[ProjectionStatus]:
         info.context.require_staff()
         mark_uncacheable()  # the runner's state in memory, not a read table

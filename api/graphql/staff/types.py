@@ -7,6 +7,7 @@ import datetime as dt
 import strawberry
 
 from api.graphql.context import Info
+from api.graphql.limits.estimates import list_field
 from api.graphql.orders.types import OrderStatus
 from api.graphql.types import check_first
 from projections.base import as_utc
@@ -31,8 +32,8 @@ class ProductSales:
 class SalesDashboard:
     order_count: int
     revenue_cents: int
-    orders_by_status: list[StatusCount]
-    top_products: list[ProductSales]
+    orders_by_status: list[StatusCount] = list_field(5)
+    top_products: list[ProductSales] = list_field(10)
 
 
 @strawberry.type(description="An event a projector could not apply, parked with its error.")

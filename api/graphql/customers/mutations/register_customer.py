@@ -10,6 +10,7 @@ from graphql import GraphQLError
 from api.graphql.commands import CONSISTENCY_DOC, run_command, token_of
 from api.graphql.context import Info
 from api.graphql.customers.types import Customer
+from api.graphql.limits.estimates import list_field
 from api.graphql.types import UserError
 from api.middleware.security import retry_after
 from domain import commands as c
@@ -27,7 +28,7 @@ class RegisterCustomerInput:
 class RegisterCustomerPayload:
     customer: Customer | None
     token: str | None
-    user_errors: list[UserError]
+    user_errors: list[UserError] = list_field(1)  # few: one per bad input field
     consistency_token: str | None = strawberry.field(default=None, description=CONSISTENCY_DOC)
 
 
