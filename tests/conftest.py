@@ -229,6 +229,15 @@ def server_env(write_url: str, read_url: str, jwt_secret: str = TEST_SECRET) -> 
     return env
 
 
+def postgres_env(server: PostgresServer) -> dict[str, str]:
+    """``server_env`` on two new, empty databases of ``server`` (not migrated)."""
+    suffix = uuid.uuid4().hex[:8]
+    write, read = f"write_{suffix}", f"read_{suffix}"
+    server.create_database(write)
+    server.create_database(read)
+    return server_env(server.url(write), server.url(read))
+
+
 def spawn_server(
     env: dict[str, str], port: int, log: Path, cwd: Path = ROOT
 ) -> subprocess.Popen[bytes]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from migrations.runner import upgrade
-from tests.conftest import ROOT, free_port, server_env, start_server, stop_server
+from tests.conftest import ROOT, free_port, postgres_env, start_server, stop_server
 from tests.e2e.client import Api, Json, api_client, unique
 from tests.reliability.support import staff_token
 from tests.servers import PostgresServer, postgres_server
@@ -32,11 +31,7 @@ def postgres() -> Iterator[PostgresServer]:
 
 
 def _env(server: PostgresServer) -> dict[str, str]:
-    suffix = uuid.uuid4().hex[:8]
-    write, read = f"write_{suffix}", f"read_{suffix}"
-    server.create_database(write)
-    server.create_database(read)
-    return server_env(server.url(write), server.url(read))
+    return postgres_env(server)
 
 
 def _cli(env: dict[str, str], *args: str) -> str:

@@ -29,7 +29,7 @@ from api.bootstrap import Services
 from api.graphql.ids import raw_id_of
 from api.settings import Settings
 from migrations.engine import database_unavailable
-from tests.conftest import ROOT, free_port, server_env, start_server, stop_server
+from tests.conftest import ROOT, free_port, postgres_env, server_env, start_server, stop_server
 from tests.reliability.support import (
     PLACE,
     Json,
@@ -54,11 +54,7 @@ def postgres() -> Iterator[PostgresServer]:
 
 
 def _env(server: PostgresServer) -> dict[str, str]:
-    suffix = uuid.uuid4().hex[:8]
-    write, read = f"write_{suffix}", f"read_{suffix}"
-    server.create_database(write)
-    server.create_database(read)
-    env = server_env(server.url(write), server.url(read))
+    env = postgres_env(server)
     done = subprocess.run(
         [sys.executable, "-m", "api", "migrate"], cwd=ROOT, env=env, capture_output=True
     )
