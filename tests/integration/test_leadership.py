@@ -32,6 +32,10 @@ from tests.integration.integration_support import (
 )
 from tests.servers import PostgresServer, postgres_server
 
+# Its `urls` fixture runs every test on SQLite and on PostgreSQL in the SQLite run; the
+# --db=postgresql run would repeat the PostgreSQL half.
+pytestmark = pytest.mark.sqlite_only("covers both backends by itself")
+
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[PostgresServer]:
