@@ -42,6 +42,7 @@ RUNNER = [
     "tests/integration/test_gap_free_positions.py",
     "tests/reliability/test_consistency_wait.py",
 ]
+AUTHORIZATION = "tests/integration/test_authorization_in_process.py"
 REBUILD = [
     "tests/integration/test_rebuild_shadow.py",
     "tests/integration/test_rebuild_equivalence.py",
@@ -74,14 +75,16 @@ TARGETS = [
         ["tests/reliability/test_consistency_wait.py"],
         names=["api.http.view.x__await_consistency__mutmut_*"],
     ),
-    # Authorization: the rule itself. The resolvers that call it (api/graphql/node.py and
-    # api/graphql/orders/: queries, subscriptions, types) are covered by end-to-end tests
-    # against a server process, which mutmut cannot see into; see docs/testing.md.
+    # Authorization: the rule itself, and the resolvers that call it, run in process by
+    # tests/integration/test_authorization_in_process.py (the end-to-end tests run them in
+    # a server process, which mutmut cannot see into).
     Target(
         "domain/model.py",
-        ["tests/unit/test_model.py"],
+        ["tests/unit/test_model.py", AUTHORIZATION],
         names=["domain.model.x_can_see_order__mutmut_*"],
     ),
+    Target("api/graphql/orders/queries.py", [AUTHORIZATION]),
+    Target("api/graphql/node.py", [AUTHORIZATION]),
     Target("api/http/response_cache.py", ["tests/unit/test_response_cache.py"]),
 ]
 
