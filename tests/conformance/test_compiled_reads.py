@@ -77,6 +77,9 @@ def _contract(shop: Shop) -> list[dict[str, Any]]:
     bodies += [
         {"query": screens.MY_ORDERS, "variables": {"first": screens.PAGE}},
         {"query": screens.PRODUCT, "variables": {"sku": shop.skus[1]}},
+        {"query": screens.MY_ORDERS_FLAT, "variables": {"first": screens.PAGE}},
+        {"query": screens.PRODUCTS, "variables": {"first": screens.PAGE}},
+        {"query": screens.ORDER, "variables": {"id": order}},
     ]
     # Authorization: everyone's objects, asked for by everyone.
     for id_ in [*shop.order_ids, *shop.customer_ids, *shop.product_ids]:
