@@ -28,12 +28,23 @@ class Source:
 
 
 def _time(value: str) -> str:
-    """A stored time as the DateTime scalar writes it (the Strawberry type parses it)."""
+    """A stored time as the DateTime scalar writes it (the Strawberry type parses it and
+    writes ``isoformat()``). The projectors store times in that very form, UTC with
+    microseconds (projections.base.iso), which is handed on as it is; anything else
+    (no microseconds, another offset, older data) is parsed and written again."""
+    if (
+        len(value) == 32
+        and value[10] == "T"
+        and value[19] == "."
+        and value.endswith("+00:00")
+        and not value.endswith(".000000+00:00")  # isoformat() leaves zero microseconds out
+    ):
+        return value
     return dt.datetime.fromisoformat(value).isoformat()
 
 
 def _time_or_none(value: str | None) -> str | None:
-    return None if value is None else dt.datetime.fromisoformat(value).isoformat()
+    return None if value is None else _time(value)
 
 
 def _utc(value: dt.datetime) -> str:
