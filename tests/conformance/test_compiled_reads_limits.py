@@ -81,6 +81,18 @@ def test_validation_limits_refuse_a_document_every_time(shop: Shop, query: str, 
     assert _delta(shop, before) == {"compiled": 0, "fallback": 3}
 
 
+def test_odd_variables_never_break_the_compiled_path(shop: Shop) -> None:
+    """Variables the operation does not declare are ignored, however they are nested (here
+    deeper than orjson writes): the same answer as Strawberry's, never a 500."""
+    deep: object = 1
+    for _ in range(300):
+        deep = [deep]
+    body = {"query": PRODUCT, "variables": {"sku": shop.skus[0], "unused": deep}}
+    response, _ = shop.both(body, None)
+    assert response.status_code == 200
+    assert response.json()["data"]["product"]
+
+
 @pytest.fixture(scope="module")
 def prod_shop(template_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     """Prod, with a small rate limit per address."""

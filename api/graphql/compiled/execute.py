@@ -71,38 +71,55 @@ class CompiledReads:
         plan = self.plan(query, operation_name)
         if plan is None:
             return None
+        try:
+            return await self._execute(plan, query, operation_name, variables or {}, actor, engine)
+        except Exception:  # whatever it is, the Strawberry path answers (and reports it)
+            log.debug("compiled read fell back", exc_info=True)
+            return None
+
+    async def _execute(
+        self,
+        plan: Plan,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, Any],
+        actor: Actor | None,
+        engine: AsyncEngine,
+    ) -> ExecutionResult | None:
         definitions = plan.operation.variable_definitions
         coerced = NO_VARIABLES
         if definitions:
-            values = get_variable_values(self.schema, definitions, variables or {})
+            values = get_variable_values(self.schema, definitions, variables)
             if isinstance(values, list):
                 return None
             coerced = values
-        if self._cost(plan, query, operation_name, variables) > self.max_cost:
+        if self._cost(plan, query, operation_name, variables, coerced) > self.max_cost:
             return None
         roots = plan.roots(coerced)
         if roots is None:
             return None
-        try:
-            return await _run(roots, Run(actor, engine), coerced)
-        except Exception:  # whatever it is, the Strawberry path answers (and reports it)
-            log.debug("compiled read fell back", exc_info=True)
-            return None
+        return await _run(roots, Run(actor, engine), coerced)
 
     def _cost(
         self,
         plan: Plan,
         query: str,
         operation_name: str | None,
-        variables: dict[str, Any] | None,
+        variables: dict[str, Any],
+        coerced: VariableValues,
     ) -> int:
-        key = orjson.dumps(variables, option=orjson.OPT_SORT_KEYS).decode()
-        cost = plan.costs.get(key)
+        """As CostLimit measures it; kept per plan by the values of the variables the
+        operation declares (the only ones the cost depends on)."""
+        try:
+            key: str | None = orjson.dumps(coerced.coerced, option=orjson.OPT_SORT_KEYS).decode()
+        except TypeError:  # a value orjson does not write: measured every time
+            key = None
+        cost = None if key is None else plan.costs.get(key)
         if cost is None:
             document = self.documents.validated(query)
             assert document is not None
-            cost = operation_cost(self.schema, document[0], operation_name, variables or {})
-            if len(plan.costs) < MAX_COSTS_PER_PLAN:
+            cost = operation_cost(self.schema, document[0], operation_name, variables)
+            if key is not None and len(plan.costs) < MAX_COSTS_PER_PLAN:
                 plan.costs[key] = cost
         return cost
 
