@@ -21,6 +21,7 @@ from api.bootstrap import Services
 from api.cli.seeding import DEMO_EMAIL
 from api.examples import example_routes
 from api.graphiql import STATIC_PREFIX, static_app
+from api.graphql.compiled import CompiledReads
 from api.graphql.limits import Limits
 from api.graphql.schema import build_schema
 from api.http.request import wants_html
@@ -49,7 +50,8 @@ def build_app(settings: Settings) -> Starlette:
         expose_internal=settings.is_dev,
         limits=Limits(max_query_bytes=settings.max_query_bytes),
     )
-    metrics = Metrics(services)
+    compiled = CompiledReads(schema, enabled=settings.compiled_reads)
+    metrics = Metrics(services, compiled)
     websocket_app = WebSocketGraphQL(schema, services)
 
     @contextlib.asynccontextmanager
@@ -110,6 +112,7 @@ def build_app(settings: Settings) -> Starlette:
     )
     app.state.services = services
     app.state.schema = schema
+    app.state.compiled = compiled
     return app
 
 

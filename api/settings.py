@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     max_query_bytes: int = Field(default=64 * 1024, ge=1024)
     # Query responses kept per process, invalidated by the read-table positions; 0: off.
     response_cache_mb: float = Field(default=64.0, ge=0)
+    # Known query operations answered by a compiled plan straight from the read rows
+    # (api/graphql/compiled/), after the same limits and with the same bytes as the
+    # Strawberry executor, which answers everything else; false: Strawberry answers all.
+    compiled_reads: bool = True
     # permessage-deflate on WebSockets: zlib state held per connection, for messages of a
     # few hundred bytes; off unless asked for (docs/performance.md).
     websocket_compression: bool = False

@@ -31,11 +31,15 @@ from bench.config import Config
 from bench.loadgen import MARKER, Entry, LoadResult, Workload
 from bench.screens import (
     MY_ORDERS,
+    MY_ORDERS_FLAT,
     MY_ORDERS_SUBSCRIPTION,
+    ORDER,
     PAGE,
     PLACE_ORDER,
     PRODUCT,
+    PRODUCTS,
     body,
+    global_id,
 )
 from projections.read_tables import metadata as read_metadata
 from projections.registry import PROJECTORS
@@ -60,6 +64,7 @@ class Picks:
     customers: list[str]
     skus: list[str]
     placeable: list[str]  # the SKUs with the most stock left
+    orders: list[tuple[str, str]]  # (order id, customer id) for the order detail screen
 
 
 def pick(folder: Path) -> Picks:
@@ -87,9 +92,13 @@ def pick(folder: Path) -> Picks:
                 (PLACEABLE_SKUS,),
             )
         ]
+        orders = conn.execute(
+            "SELECT order_id, customer_id FROM order_detail ORDER BY order_id LIMIT ?",
+            (HISTORY_CUSTOMERS,),
+        ).fetchall()
     finally:
         conn.close()
-    return Picks(history_customers, customers, skus, placeable)
+    return Picks(history_customers, customers, skus, placeable, orders)
 
 
 @dataclasses.dataclass
@@ -189,13 +198,20 @@ def _load(
 def measure_pair(
     run: Run, ours: tuple[str, Workload], baseline: tuple[str, Workload]
 ) -> tuple[Result, Result]:
-    sides = {"ours": ours, "baseline": baseline}
+    measured = measure_sides(run, {"ours": ours, "baseline": baseline})
+    return measured["ours"], measured["baseline"]
+
+
+def measure_sides(run: Run, sides: dict[str, tuple[str, Workload]]) -> dict[str, Result]:
+    """Each side warmed up, then measured in rounds, the order of the sides turning each
+    round (so that no side always runs first or last); ``ours`` is profiled if asked."""
     for base, workload in sides.values():
         _load(run, base, workload, run.cfg.warmup)
-    results: dict[str, list[LoadResult]] = {"ours": [], "baseline": []}
-    cpu: dict[str, list[float]] = {"ours": [], "baseline": []}
+    names = list(sides)
+    results: dict[str, list[LoadResult]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
     for r in range(run.cfg.rounds):
-        for side in ("ours", "baseline") if r % 2 == 0 else ("baseline", "ours"):
+        for side in names[r % len(names) :] + names[: r % len(names)]:
             base, workload = sides[side]
             result = _load(run, base, workload, run.cfg.duration, cpu[side])
             results[side].append(result)
@@ -203,9 +219,9 @@ def measure_pair(
                 f"  {workload.name} {side}: {result.rps:.0f} req/s (p99 {result.p99_ms:.1f} ms, "
                 f"server CPU {cpu[side][-1]:.2f} cores, load {procs.load_average()})"
             )
-    mine = _summary(results["ours"], cpu["ours"])
-    mine["profile"] = maybe_profile(run, *ours)
-    return mine, _summary(results["baseline"], cpu["baseline"])
+    out = {name: _summary(results[name], cpu[name]) for name in names}
+    out["ours"]["profile"] = maybe_profile(run, *sides["ours"])
+    return out
 
 
 def maybe_profile(run: Run, base: str, workload: Workload) -> Result | None:
@@ -241,53 +257,105 @@ def _same_answers(base: str, plain: str, workload: Workload, path: str) -> bool:
     return True
 
 
-def _read_workloads(run: Run) -> list[tuple[str, Workload, Workload]]:
+# The read screens: (name, GraphQL document, path of its baseline routes).
+READS = (
+    ("my_orders", MY_ORDERS, "my-orders"),
+    ("my_orders_flat", MY_ORDERS_FLAT, "my-orders-flat"),
+    ("product", PRODUCT, "product"),
+    ("products", PRODUCTS, "products"),
+    ("order", ORDER, "order"),
+)
+# Measured with the response cache on too (after the uncached rows).
+CACHED_READS = ("my_orders", "product")
+# Measured uncached on the Strawberry executor too (compiled reads off): before/after.
+STRAWBERRY_READS = ("my_orders", "my_orders_flat")
+# (name suffix, server settings, the screens measured)
+READ_VARIANTS: tuple[tuple[str, dict[str, str], tuple[str, ...]], ...] = (
+    ("_uncached", {"SHOPFRONT_RESPONSE_CACHE_MB": "0"}, tuple(name for name, _, _ in READS)),
+    (
+        "_strawberry",
+        {"SHOPFRONT_RESPONSE_CACHE_MB": "0", "SHOPFRONT_COMPILED_READS": "false"},
+        STRAWBERRY_READS,
+    ),
+    ("", {}, CACHED_READS),
+)
+
+
+def _read_entries(run: Run, name: str, query: str) -> tuple[list[Entry], list[Entry]]:
+    """The requests of a screen: as a signed-in client sends them (to Shopfront and the
+    plain route), and for the bare route (no token: the customer is a variable)."""
     picks = run.picks
-    my_orders = [
-        Entry(f"Bearer {run.token(c)}", body(MY_ORDERS, {"first": PAGE}))
-        for c in picks.history_customers
-    ]
-    products = [Entry(None, body(PRODUCT, {"sku": sku})) for sku in picks.skus]
-    return [
-        (
-            path,
-            Workload(name, "/graphql", tuple(entries)),
-            Workload(name + "_plain", path, tuple(entries)),
+    signed: list[Entry] = []
+    bare: list[Entry] = []
+    if name.startswith("my_orders"):
+        for c in picks.history_customers:
+            signed.append(Entry(f"Bearer {run.token(c)}", body(query, {"first": PAGE})))
+            bare.append(Entry(None, body(query, {"first": PAGE, "customer": c})))
+    elif name == "order":
+        for order_id, c in picks.orders:
+            variables = {"id": global_id("Order", order_id)}
+            signed.append(Entry(f"Bearer {run.token(c)}", body(query, variables)))
+            bare.append(Entry(None, body(query, {**variables, "customer": c})))
+    elif name == "product":
+        signed = bare = [Entry(None, body(query, {"sku": sku})) for sku in picks.skus]
+    else:
+        signed = bare = [Entry(None, body(query, {"first": PAGE}))]
+    return signed, bare
+
+
+def _read_workloads(run: Run) -> list[tuple[Workload, Workload, Workload]]:
+    """(Shopfront, plain route, bare route) per read screen."""
+    out = []
+    for name, query, path in READS:
+        signed, bare = _read_entries(run, name, query)
+        out.append(
+            (
+                Workload(name, "/graphql", tuple(signed)),
+                Workload(name + "_plain", f"/{path}", tuple(signed)),
+                Workload(name + "_bare", f"/bare/{path}", tuple(bare)),
+            )
         )
-        for name, entries, path in (
-            ("my_orders", my_orders, "/my-orders"),
-            ("product", products, "/product"),
-        )
-    ]
+    return out
 
 
 def phase_reads(run: Run) -> Result:
-    """Each read figure twice: Shopfront as configured by default (response cache on),
-    then a second Shopfront process with SHOPFRONT_RESPONSE_CACHE_MB=0 (every request
-    parsed, validated and executed), each against the plain route in alternating rounds."""
+    """The read figures uncached first: a Shopfront process with
+    SHOPFRONT_RESPONSE_CACHE_MB=0 (every request executed, on the compiled path where it
+    has a plan) against the plain and the bare route, in turning rounds; then the order
+    history screen uncached on the Strawberry executor (compiled reads off); then
+    Shopfront as configured by default (response cache on) against the plain route."""
     plain_server, plain = servers.start_baseline(run.folder, run.logs / "baseline.log")
     run.pids[plain] = plain_server.pid
     out: Result = {}
     try:
-        for variant, extra_env in (("", {}), ("_uncached", {"SHOPFRONT_RESPONSE_CACHE_MB": "0"})):
+        for variant, extra_env, screens in READ_VARIANTS:
             server, base = servers.start_shopfront(
                 run.folder, run.logs / f"shopfront-reads{variant}.log", **extra_env
             )
             run.pids[base] = server.pid
             try:
-                for path, ours, theirs in _read_workloads(run):
-                    same = _same_answers(base, plain, ours, path)
-                    log(f"{ours.name}{variant}: GraphQL and plain route give the same data: {same}")
+                for ours, theirs, bare in _read_workloads(run):
+                    if ours.name not in screens:
+                        continue
+                    # Named per variant: the log lines and profile files tell them apart.
+                    ours = dataclasses.replace(ours, name=ours.name + variant)
+                    same = _same_answers(base, plain, ours, theirs.path)
+                    log(f"{ours.name}: GraphQL and plain route give the same data: {same}")
                     hits, misses = servers.cache_lookups(base)
-                    mine, baseline = measure_pair(run, (base, ours), (plain, theirs))
+                    paths = servers.operation_paths(base)
+                    sides = {"ours": (base, ours), "baseline": (plain, theirs)}
+                    if variant == "_uncached":
+                        sides["bare"] = (plain, bare)
+                    measured = measure_sides(run, sides)
                     hits2, misses2 = servers.cache_lookups(base)
+                    paths2 = servers.operation_paths(base)
                     lookups = hits2 - hits + misses2 - misses
+                    mine = measured["ours"]
                     mine["cache_hit_ratio"] = (hits2 - hits) / lookups if lookups else None
-                    out[ours.name + variant] = {
-                        "ours": mine,
-                        "baseline": baseline,
-                        "same_data": same,
-                    }
+                    executed = sum(paths2.values()) - sum(paths.values())
+                    compiled = paths2.get("compiled", 0) - paths.get("compiled", 0)
+                    mine["compiled_ratio"] = compiled / executed if executed else None
+                    out[ours.name] = {**measured, "same_data": same}
             finally:
                 procs.stop(server)
         return out

@@ -102,3 +102,15 @@ def cache_lookups(base: str) -> tuple[float, float]:
             result = line.split('result="', 1)[1].split('"', 1)[0]
             counts[result] = float(line.rsplit(" ", 1)[1])
     return counts["hit"], counts["miss"]
+
+
+def operation_paths(base: str) -> dict[str, float]:
+    """``shopfront_graphql_operations_total`` by path (compiled, fallback), from /metrics."""
+    with urllib.request.urlopen(_metrics_request(base), timeout=30) as response:
+        text = response.read().decode()
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("shopfront_graphql_operations_total{"):
+            path = line.split('path="', 1)[1].split('"', 1)[0]
+            counts[path] = float(line.rsplit(" ", 1)[1])
+    return counts

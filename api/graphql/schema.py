@@ -47,6 +47,11 @@ class RememberedNames(NameConverter):
 
 
 class ShopSchema(strawberry.Schema):
+    # Set by build_schema: its cache of parsed and validated documents, and its limits
+    # (the compiled read path runs only documents this cache has validated).
+    documents: Documents
+    limits: Limits
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -75,7 +80,7 @@ def build_schema(
     ]
     if not introspection:
         extensions.append(DisableIntrospection)
-    return ShopSchema(
+    schema = ShopSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -84,6 +89,9 @@ def build_schema(
         execution_context_class=FanOutExecutionContext,
         config=StrawberryConfig(name_converter=RememberedNames()),
     )
+    schema.documents = documents
+    schema.limits = limits
+    return schema
 
 
 def export_sdl() -> str:

@@ -32,11 +32,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.exceptions import MissingQueryError
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
-from strawberry.types.execution import PreExecutionError
+from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.types.graphql import OperationType
 
 from api.auth import InvalidToken, request_actor
 from api.bootstrap import Services
+from api.graphql.compiled import CompiledReads
 from api.graphql.context import Context
 from api.graphql.errors import (
     DATABASE_UNAVAILABLE,
@@ -68,6 +69,10 @@ from migrations.engine import database_unavailable, one_line
 
 log = logging.getLogger("shopfront.http")
 RETRY_AFTER = {"Retry-After": "1"}
+
+# Dev only: "off" runs a query on the Strawberry executor even if it has a compiled plan
+# (to compare both paths' answers on one server: tests/conformance/test_compiled_reads.py).
+COMPILED_READS_HEADER = "shopfront-compiled-reads"
 
 
 def read_model_extension(services: Services) -> dict[str, Any]:
@@ -314,13 +319,16 @@ async def _operation(
         recording = services.response_cache.recording()
     schema = request.app.state.schema
     try:
-        result = await schema.execute(
-            query,
-            variable_values=params.variables,
-            context_value=Context(services, actor),
-            operation_name=operation_name,
-            allowed_operation_types=allowed,
-        )
+        # Any: what either path returns (schema is app state, untyped).
+        result: Any = await _compiled(request, services, params, actor)
+        if result is None:
+            result = await schema.execute(
+                query,
+                variable_values=params.variables,
+                context_value=Context(services, actor),
+                operation_name=operation_name,
+                allowed_operation_types=allowed,
+            )
     except InvalidOperationTypeError as error:
         # GET must not run a mutation (spec: 405); subscriptions need the WebSocket.
         if error.operation_type == OperationType.SUBSCRIPTION:
@@ -373,6 +381,28 @@ async def _operation(
         return _respond(body, 503, media_type, RETRY_AFTER)
     status = _request_error_status(media_type) if is_request_error else 200
     return _respond(body, status, media_type)
+
+
+async def _compiled(
+    request: Request, services: Services, params: GraphQLRequest, actor: Actor | None
+) -> ExecutionResult | None:
+    """A query's result from its compiled plan (api/graphql/compiled/), once the document has
+    passed the limits; None: the Strawberry executor runs it. Counted per path."""
+    if not _is_query(_operations(params.query), params.operation_name):
+        return None
+    compiled: CompiledReads = request.app.state.compiled
+    result = None
+    if compiled.enabled and not (
+        services.settings.is_dev and request.headers.get(COMPILED_READS_HEADER) == "off"
+    ):
+        result = await compiled.execute(
+            params.query, params.operation_name, params.variables, actor, services.read_engine
+        )
+    if result is None:
+        compiled.fallback += 1
+    else:
+        compiled.compiled += 1
+    return result
 
 
 def graphiql_response(default_headers: str | None) -> Response:

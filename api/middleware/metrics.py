@@ -12,6 +12,7 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.bootstrap import Services
+from api.graphql.compiled import CompiledReads
 from api.ws import frames as ws_frames
 from projections.engine.read_side import ReadSide
 
@@ -103,8 +104,24 @@ def _leadership(runner: ReadSide) -> Iterator[Metric]:
     yield changes
 
 
+class CompiledReadsCollector(Collector):
+    def __init__(self, compiled: CompiledReads) -> None:
+        self.compiled = compiled
+
+    def collect(self) -> Iterator[Metric]:
+        operations = CounterMetricFamily(
+            "shopfront_graphql_operations",
+            "Query operations run over HTTP (response cache hits aside), by path: a compiled "
+            "plan, or the Strawberry executor (fallback)",
+            labels=["path"],
+        )
+        operations.add_metric(["compiled"], self.compiled.compiled)
+        operations.add_metric(["fallback"], self.compiled.fallback)
+        yield operations
+
+
 class Metrics:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, compiled: CompiledReads | None = None) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "shopfront_http_requests",
@@ -119,6 +136,8 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(ProjectionCollector(services))
+        if compiled is not None:
+            self.registry.register(CompiledReadsCollector(compiled))
 
 
 class MetricsMiddleware:

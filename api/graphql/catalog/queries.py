@@ -9,7 +9,22 @@ from api.graphql.context import Info
 from api.graphql.errors import ApiError
 from api.graphql.ids import decode_cursor, encode_cursor
 from api.graphql.types import check_first, page_info
+from projections.reads import Row
 from projections.screens import catalog
+
+
+def product_position(after: str | None) -> tuple[str, str] | None:
+    """The (name, product id) a products cursor stands for."""
+    if after is None:
+        return None
+    name, sep, product_id = decode_cursor(after).rpartition("\x00")
+    if not sep:
+        raise ApiError("BAD_USER_INPUT", f"Not a valid cursor: {after!r}")
+    return name, product_id
+
+
+def product_cursor(row: Row) -> str:
+    return encode_cursor(f"{row.name}\x00{row.product_id}")
 
 
 @strawberry.type
@@ -24,19 +39,11 @@ class CatalogQuery:
         in_stock: bool | None = None,
     ) -> ProductConnection:
         first = check_first(first, 20)
-        position: tuple[str, str] | None = None
-        if after is not None:
-            name, sep, product_id = decode_cursor(after).rpartition("\x00")
-            if not sep:
-                raise ApiError("BAD_USER_INPUT", f"Not a valid cursor: {after!r}")
-            position = (name, product_id)
         rows = await catalog.products_page(
-            info.context.services.read_engine, first, position, search, in_stock
+            info.context.services.read_engine, first, product_position(after), search, in_stock
         )
         edges = [
-            ProductEdge(
-                cursor=encode_cursor(f"{row.name}\x00{row.product_id}"), node=Product.from_row(row)
-            )
+            ProductEdge(cursor=product_cursor(row), node=Product.from_row(row))
             for row in rows[:first]
         ]
         return ProductConnection(

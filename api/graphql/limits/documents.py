@@ -36,6 +36,8 @@ class _Entry:
     document: DocumentNode
     weight: int
     errors: list[GraphQLError] | None = None  # validation, once done
+    # What the compiled read path made of the document, by operation name.
+    plans: dict[str | None, Any] = dataclasses.field(default_factory=dict)
 
 
 class Documents:
@@ -66,6 +68,15 @@ class Documents:
                 _, evicted = self._entries.popitem(last=False)
                 self.bytes -= evicted.weight
         return document
+
+    def validated(self, query: str) -> tuple[DocumentNode, dict[str | None, Any]] | None:
+        """The document of ``query`` and its memo of plans, if it is kept here and has been
+        validated without errors (with the schema's rules, limits included); else None."""
+        entry = self._entries.get(query)
+        if entry is None or entry.errors is None or entry.errors:
+            return None
+        self._entries.move_to_end(query)
+        return entry.document, entry.plans
 
     def validate(
         self,

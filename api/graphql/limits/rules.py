@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from typing import Any
 
 from graphql import (
     ASTValidationRule,
@@ -14,6 +15,7 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     GraphQLError,
+    GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
@@ -127,30 +129,39 @@ class CostLimit(SchemaExtension):
         ctx = self.execution_context
         document = ctx.graphql_document
         if document is not None:
-            found = 0
-            for operation in document.definitions:
-                if not isinstance(operation, OperationDefinitionNode) or (
-                    ctx.operation_name is not None
-                    and (operation.name is None or operation.name.value != ctx.operation_name)
-                ):
-                    continue
-                coerced = get_variable_values(
-                    ctx.schema._schema, operation.variable_definitions or (), ctx.variables or {}
-                )
-                if isinstance(coerced, list):
-                    continue  # bad variables: execution reports them
-                items = item_estimates(ctx.schema._schema)
-                costs = DataCost(document, coerced.coerced, items)
-                found = max(found, costs.cost(operation.selection_set))
+            found = operation_cost(
+                ctx.schema._schema, document, ctx.operation_name, ctx.variables or {}
+            )
             if found > self.max_cost:
-                ctx.result = ExecutionResult(
-                    data=None,
-                    errors=[
-                        limit_error(
-                            "QUERY_TOO_COSTLY",
-                            f"Query cost {found} exceeds the limit of {self.max_cost}; ask for "
-                            "fewer items or fields",
-                        )
-                    ],
-                )
+                ctx.result = ExecutionResult(data=None, errors=[cost_error(found, self.max_cost)])
         yield
+
+
+def operation_cost(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation_name: str | None,
+    variables: dict[str, Any],
+) -> int:
+    """The cost of the operation to run (the largest if no name picks one), with these
+    variables; 0 if they do not coerce (execution reports them)."""
+    found = 0
+    for operation in document.definitions:
+        if not isinstance(operation, OperationDefinitionNode) or (
+            operation_name is not None
+            and (operation.name is None or operation.name.value != operation_name)
+        ):
+            continue
+        coerced = get_variable_values(schema, operation.variable_definitions or (), variables)
+        if isinstance(coerced, list):
+            continue
+        costs = DataCost(document, coerced.coerced, item_estimates(schema))
+        found = max(found, costs.cost(operation.selection_set))
+    return found
+
+
+def cost_error(cost: int, max_cost: int) -> GraphQLError:
+    return limit_error(
+        "QUERY_TOO_COSTLY",
+        f"Query cost {cost} exceeds the limit of {max_cost}; ask for fewer items or fields",
+    )
