@@ -93,17 +93,38 @@ class ChangeBus:
         while True:
             await self._kick.wait()
             self._kick.clear()
-            message: dict[str, object] = {"from": self.process, "at": time.time()}
-            if self._head:
-                message["head"] = self._head
-            if self._applied:
-                message["applied"] = self._applied
-            self._head = self._applied = 0
-            if not self.link.up:
+            payload = self._take_pending()
+            if payload is None or not self.link.up:
                 continue  # dropped: the other processes' poll delivers it
             with contextlib.suppress(RedisUnavailable):
-                await self._send(orjson.dumps(message))
+                await self._send(payload)
                 self.sent += 1
+
+    def _take_pending(self) -> bytes | None:
+        """The message saying what is pending (and nothing pending any more), or None."""
+        if not (self._head or self._applied):
+            return None
+        message: dict[str, object] = {"from": self.process, "at": time.time()}
+        if self._head:
+            message["head"] = self._head
+        if self._applied:
+            message["applied"] = self._applied
+        self._head = self._applied = 0
+        return orjson.dumps(message)
+
+    async def flush(self) -> None:
+        """Publish what is pending, once, without listening first: for a short-lived
+        process (``shopfront projections rebuild|retry``: the serving processes learn of
+        the new generations at once instead of at their next poll)."""
+        payload = self._take_pending()
+        if payload is None:
+            return
+        try:
+            async with asyncio.timeout(self.link.timeout):
+                await self.link.client.publish(self.channel, payload)
+            self.sent += 1
+        except FAILURES as error:
+            log.warning("could not tell the other processes through Redis: %s", describe(error))
 
     async def _send(self, payload: bytes) -> None:
         await self.link.call("publish", lambda r: r.publish(self.channel, payload))

@@ -9,11 +9,14 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 
-from tests.cluster.bus_support import bus_connected, bus_metrics, readyz, ws_url
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.cluster.bus_support import bus_connected, bus_metrics, eventually, readyz, ws_url
 from tests.cluster.conftest import Cluster
 from tests.conftest import free_port
-from tests.e2e.client import ORDER_STATUS, Api, Json, api_client, transport_ws
-from tests.reliability.support import staff_token
+from tests.e2e.client import ORDER_STATUS, Api, Json, api_client, legacy_ws, transport_ws
+from tests.reliability.support import cli_output, run_cli, staff_token
 from tests.servers import RedisServer
 
 LONG_POLL = 5.0
@@ -36,9 +39,15 @@ async def _delays(cluster: Cluster, redis_url: str | None) -> list[float]:
         product = await lead.add_product(staff, stock=5)
         token, _ = await lead.register_customer("Bus Delay")
         order = await lead.place_order(token, [(product["sku"], 1)])
-        async with transport_ws(ws_url(following), token) as client:
+        async with (
+            transport_ws(ws_url(following), token) as client,
+            legacy_ws(ws_url(following), token) as legacy,
+        ):
             op = await client.subscribe(ORDER_STATUS, {"id": order["id"]})
             first = (await client.next_data(op))["orderStatus"]
+            assert (first["event"], first["version"]) == ("Snapshot", 1), first
+            legacy_op = await legacy.start(ORDER_STATUS, {"id": order["id"]})
+            first = (await legacy.next_data(legacy_op))["orderStatus"]
             assert (first["event"], first["version"]) == ("Snapshot", 1), first
             steps: list[tuple[str, Callable[[Api], Awaitable[Json]]]] = [
                 ("OrderPaid", lambda api: api.pay(token, order["id"])),
@@ -49,9 +58,14 @@ async def _delays(cluster: Cluster, redis_url: str | None) -> list[float]:
                 sent = time.monotonic()
                 payload = await mutate(lead)
                 assert payload["userErrors"] == [], payload
-                change = (await client.next_data(op, timeout=3 * LONG_POLL))["orderStatus"]
+                # Both WebSocket protocols; the slower of the two counts.
+                for data in (
+                    await client.next_data(op, timeout=3 * LONG_POLL),
+                    await legacy.next_data(legacy_op, timeout=3 * LONG_POLL),
+                ):
+                    change = data["orderStatus"]
+                    assert (change["event"], change["version"]) == (event, version), change
                 delays.append(time.monotonic() - sent)
-                assert (change["event"], change["version"]) == (event, version), change
     assert "Traceback" not in cluster.logs()
     return delays
 
@@ -104,3 +118,52 @@ async def test_redis_unreachable_at_start_up_serves_and_delivers_by_poll(
             change = message["payload"]["data"]["orderStatus"]
             assert (change["event"], change["version"]) == ("OrderShipped", 3), change
     assert "Traceback" not in lite_cluster.logs()
+
+
+async def test_a_rebuild_from_the_cli_reaches_the_servers_response_caches_through_the_bus(
+    lite_cluster: Cluster, redis: RedisServer
+) -> None:
+    """``shopfront projections rebuild`` bumps the generations; with Redis the CLI says
+    so on the bus, and a serving process that polls only every 5 s drops its cached
+    answers at once (the next identical query is a miss)."""
+    bus = {"SHOPFRONT_REDIS_URL": redis.url}
+    following = lite_cluster.api(
+        "following", "off", SHOPFRONT_PROJECTION_POLL_INTERVAL=str(LONG_POLL), **bus
+    )
+    leading = lite_cluster.api("leading", "inline", **bus)
+    await bus_connected(following, leading)
+    query = "{ products(first: 5) { edges { node { sku stockAvailable } } } }"
+    async with api_client(leading) as lead, api_client(following) as follow:
+        await lead.add_product(staff_token(), stock=5)
+        await eventually(
+            lambda: _has_product(follow, query), "the follower to see the product", 3 * LONG_POLL
+        )
+        await follow.data(query)
+        hits, misses = await _cache_lookups(following)
+        await follow.data(query)
+        assert await _cache_lookups(following) == (hits + 1, misses)  # cached
+        received = (await bus_metrics(following))["received"]
+        result = await run_cli(lite_cluster.env(**bus), "projections", "rebuild", "catalog")
+        assert result.returncode == 0, cli_output(result)
+
+        async def woken() -> bool:
+            return (await bus_metrics(following))["received"] > received
+
+        await eventually(woken, "the CLI's message", LONG_POLL / 2)
+        await follow.data(query)
+        assert await _cache_lookups(following) == (hits + 1, misses + 1)  # dropped
+
+
+async def _has_product(api: Api, query: str) -> bool:
+    return bool((await api.data(query))["products"]["edges"])
+
+
+async def _cache_lookups(base: str) -> tuple[float, float]:
+    async with httpx.AsyncClient(timeout=5, trust_env=False) as http:
+        text = (await http.get(f"{base}/metrics")).text
+    found = dict.fromkeys(("hit", "miss"), 0.0)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "shopfront_response_cache_lookups_total":
+                found[sample.labels["result"]] = sample.value
+    return found["hit"], found["miss"]
