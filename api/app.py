@@ -88,9 +88,19 @@ def build_app(settings: Settings) -> Starlette:
             problems.append(f"read database: {type(error).__name__}")
         if not services.runner.running:
             problems.append("projection runner not running")
+        # The change bus never makes a process unready: without it changes still arrive,
+        # by poll ("degraded"); the body says so for people and dashboards.
+        bus = services.bus_state
+        body: dict[str, object] = {"status": "ready", "bus": bus}
+        if bus == "degraded" and services.redis is not None:
+            body["warnings"] = [
+                f"bus degraded: Redis unavailable ({services.redis.problem}); other "
+                "processes' changes arrive by poll, persisted queries and rate limits are "
+                "per process"
+            ]
         if problems:
-            return JSONResponse({"status": "unavailable", "problems": problems}, 503)
-        return JSONResponse({"status": "ready"})
+            return JSONResponse({**body, "status": "unavailable", "problems": problems}, 503)
+        return JSONResponse(body)
 
     async def metrics_endpoint(request: Request) -> Response:
         if not _may_see_metrics(settings, request):

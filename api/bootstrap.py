@@ -8,12 +8,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.auth import Authenticator
+from api.cluster.bus import ChangeBus
+from api.cluster.link import RedisLink
+from api.cluster.shared import RedisBuckets, RedisQueries
 from api.database import Pool, create_engine, create_sync_engine
 from api.http.persisted import PersistedQueries
 from api.http.response_cache import ResponseCache
@@ -46,6 +50,9 @@ class Services:
     # Shared by the HTTP rate-limit middleware and the WebSocket view.
     rate_limits: RateLimits
     persisted_queries: PersistedQueries = dataclasses.field(default_factory=PersistedQueries)
+    # With SHOPFRONT_REDIS_URL: the link to Redis and the change bus over it.
+    redis: RedisLink | None = None
+    change_bus: ChangeBus | None = None
     _key_refresh: asyncio.Task[None] | None = None
 
     @classmethod
@@ -69,7 +76,16 @@ class Services:
             rebuild_helper_min_events=settings.rebuild_helper_min_events,
             **projector_role(settings, projector_engine),
         )
-        bus = CommandBus(write_engine, on_commit=runner.notify)
+        redis, change_bus = None, None
+        on_commit: Callable[[int], None] = runner.notify
+        if settings.redis_url:
+            redis = RedisLink(
+                settings.redis_url, settings.redis_timeout, settings.redis_reconnect_max_seconds
+            )
+            change_bus = ChangeBus(redis, runner.signal)
+            runner.on_applied = change_bus.applied
+            on_commit = _both(runner.notify, change_bus.committed)
+        bus = CommandBus(write_engine, on_commit=on_commit)
         return cls(
             settings,
             write_engine,
@@ -90,14 +106,40 @@ class Services:
                 {table.name: name for name, p in PROJECTORS.items() for table in p.tables},
                 runner.version,
             ),
-            RateLimits(settings),
+            RateLimits(
+                settings,
+                None
+                if redis is None
+                else RedisBuckets(redis, settings.rate_limit_per_second, settings.rate_limit_burst),
+            ),
+            PersistedQueries(
+                shared=None
+                if redis is None
+                else RedisQueries(redis, settings.persisted_query_ttl_seconds)
+            ),
+            redis,
+            change_bus,
         )
 
     async def start(self) -> None:
         if self.authenticator.jwks_url is not None:
             await asyncio.to_thread(self.authenticator.refresh_keys)
             self._key_refresh = asyncio.create_task(self._refresh_keys_periodically())
+        await self.start_projections()
+
+    async def start_projections(self) -> None:
+        """The read side, and the change bus that wakes it (if Redis is configured)."""
         await self.runner.start()
+        if self.change_bus is not None:
+            await self.change_bus.start()
+
+    @property
+    def bus_state(self) -> str:
+        """The change bus: "off" (no Redis configured), "connected", or "degraded" (Redis
+        unreachable: other processes' changes arrive by poll)."""
+        if self.redis is None:
+            return "off"
+        return "connected" if self.redis.up else "degraded"
 
     async def _refresh_keys_periodically(self) -> None:
         while True:
@@ -110,12 +152,24 @@ class Services:
     async def close(self) -> None:
         if self._key_refresh is not None:
             self._key_refresh.cancel()
+        if self.change_bus is not None:
+            await self.change_bus.close()
+        if self.redis is not None:
+            await self.redis.close()
         await self.runner.stop()
         self.runner.close()
         self.bus.close()
         await self.read_engine.dispose()
         for engine in (self.write_engine, self.log_engine, self.projector_engine):
             engine.dispose()
+
+
+def _both(first: Callable[[int], None], second: Callable[[int], None]) -> Callable[[int], None]:
+    def both(position: int) -> None:
+        first(position)
+        second(position)
+
+    return both
 
 
 def projector_role(settings: Settings, projector_engine: Engine) -> dict[str, Any]:

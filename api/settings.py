@@ -17,7 +17,19 @@ class Settings(BaseSettings):
 
     write_database_url: str = "sqlite+aiosqlite:///var/write.db"
     read_database_url: str = "sqlite+aiosqlite:///var/read.db"
+    # Redis (redis://host:port/db): the change bus between processes (a wake-up: every
+    # change is still read from the read model by position), persisted queries and the
+    # per-identity rate limit shared by all processes. Unset, or while it is down: each
+    # process polls and keeps its own (docs/operations.md, "Redis").
     redis_url: str | None = None
+    # Seconds any one Redis command may take (publish, rate limit, persisted query, the
+    # listener's health PING); a slower or failed one degrades the bus to the fallback.
+    redis_timeout: float = Field(default=0.25, gt=0)
+    # Longest wait between two reconnect tries while Redis is down (backoff from 0.1 s,
+    # doubling, jittered).
+    redis_reconnect_max_seconds: float = Field(default=2.0, gt=0)
+    # How long Redis keeps a persisted query after its last use (seconds).
+    persisted_query_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1)
     # PostgreSQL: connections each pool keeps (a process has four pools: commands, the
     # event log's reader, GraphQL reads, projectors) and how many more it may open at a
     # peak; the statement_timeout of every connection (ms, 0: none) - a statement running

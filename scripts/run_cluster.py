@@ -1,5 +1,6 @@
 """`make run-cluster`: Shopfront as several processes on loopback, to try the process
-picture of docs/operations.md: a throwaway PostgreSQL server (in a temporary folder,
+picture of docs/operations.md: a throwaway PostgreSQL server and a throwaway Redis (the
+change bus, shared persisted queries and rate limits; each in a temporary folder,
 removed afterwards), both databases migrated and the demo shop seeded, two API processes
 that do not project (SHOPFRONT_PROJECTORS=off) and two projector processes
 (`shopfront project`: one leads, one stands by). Prints the URLs and tokens; Ctrl-C
@@ -22,7 +23,7 @@ from types import FrameType
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.servers import postgres_server  # noqa: E402  (the tests' throwaway server)
+from tests.servers import postgres_server, redis_server  # noqa: E402  (the tests' servers)
 
 SHOPFRONT = [sys.executable, "-m", "api"]
 
@@ -39,17 +40,18 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    with postgres_server() as server:
+    with postgres_server() as server, redis_server() as redis:
         server.create_database("shopfront_write")
         server.create_database("shopfront_read")
         env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPFRONT_")}
         env.update(
             SHOPFRONT_WRITE_DATABASE_URL=server.url("shopfront_write"),
             SHOPFRONT_READ_DATABASE_URL=server.url("shopfront_read"),
-            # The leader polls the log for other processes' commits: mutations through an
-            # API process wait for it (read-your-writes), so poll often here.
+            # Commits wake the other processes through Redis at once; the poll is the
+            # fallback while Redis is down (stop it to see: changes still arrive).
+            SHOPFRONT_REDIS_URL=redis.url,
             SHOPFRONT_PROJECTION_POLL_INTERVAL=os.environ.get(
-                "SHOPFRONT_PROJECTION_POLL_INTERVAL", "0.1"
+                "SHOPFRONT_PROJECTION_POLL_INTERVAL", "0.5"
             ),
         )
         for name in ("SHOPFRONT_JWT_SECRET", "SHOPFRONT_LOG_LEVEL"):
@@ -62,6 +64,7 @@ def main() -> int:
         processes = start_processes(env, ports)
         try:
             print(f"\nPostgreSQL: {server.url('shopfront_write')} and .../shopfront_read")
+            print(f"Redis: {redis.url} (pid {redis.process.pid if redis.process else '?'})")
             for port in ports:
                 print(f"API (projectors off): http://127.0.0.1:{port}/graphql")
             print("Projectors: 2 `shopfront project` processes, one leads (projections status)")

@@ -12,6 +12,7 @@ import dataclasses
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -147,6 +148,20 @@ class RedisServer:
             )  # fmt: skip
         _wait_for_port(self.port, self.process, "Redis")
 
+    def restart(self) -> None:
+        """Start again on the same port (after ``kill`` or ``stop``), empty."""
+        assert self.process is None, "still running"
+        self.start()
+
+    def pause(self) -> None:
+        """SIGSTOP: connections stay open, nothing answers (a Redis stuck or swapping)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def kill(self) -> None:
         """SIGKILL, as a crash would."""
         if self.process is not None:
@@ -156,6 +171,7 @@ class RedisServer:
 
     def stop(self) -> None:
         if self.process is not None:
+            self.process.send_signal(signal.SIGCONT)  # a paused server cannot stop
             self.process.terminate()
             try:
                 self.process.wait(10)

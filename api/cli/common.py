@@ -22,6 +22,8 @@ def with_services(work: Callable[[Services], Awaitable[T]]) -> T:
             await services.runner.load_checkpoints()
             return await work(services)
         finally:
+            if services.change_bus is not None:  # a rebuild or retry: tell the servers now
+                await services.change_bus.flush()
             await services.close()
 
     return asyncio.run(main())

@@ -33,7 +33,7 @@ async def _project(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
-        await services.runner.start()
+        await services.start_projections()
         leadership = services.runner.leadership
         holder = "?" if leadership is None else leadership.holder
         console.print(f"Projector process {holder}: leading or standing by", highlight=False)

@@ -7,16 +7,21 @@ parse or validate, or a request refused before running (a bad token), stores not
 GET works too, so that a persisted query is
 a short, cacheable URL.
 
-Kept per process, least recently used first out, bounded by count and by bytes.
+Kept per process, least recently used first out, bounded by count and by bytes; with
+Redis configured also in Redis (``api/cluster/shared.py``), so a hash registered through
+one process is known to all: a process that does not know a hash asks Redis before
+answering PERSISTED_QUERY_NOT_FOUND. While Redis is unavailable each process has its own.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import re
-from typing import Any
+from typing import Any, Protocol
 
+from api.cluster.link import RedisUnavailable
 from api.http.request import BadRequest
 
 VERSION = 1
@@ -30,9 +35,24 @@ class PersistedQueryNotFound(Exception):
     """The hash is not (or no longer) known: send the query with it."""
 
 
+class SharedQueries(Protocol):
+    """A store every process sees (``api.cluster.shared.RedisQueries``); its methods
+    raise RedisUnavailable when it cannot answer."""
+
+    async def get(self, digest: str) -> str | None: ...
+
+    async def put(self, digest: str, query: str) -> None: ...
+
+
 class PersistedQueries:
-    def __init__(self, max_queries: int = MAX_QUERIES, max_bytes: int = MAX_BYTES) -> None:
+    def __init__(
+        self,
+        max_queries: int = MAX_QUERIES,
+        max_bytes: int = MAX_BYTES,
+        shared: SharedQueries | None = None,
+    ) -> None:
         self.max_queries, self.max_bytes = max_queries, max_bytes
+        self.shared = shared
         self._queries: collections.OrderedDict[str, str] = collections.OrderedDict()
         self.bytes = 0
 
@@ -63,25 +83,51 @@ class PersistedQueries:
             )
         return query
 
-    def register(self, query: str, extensions: dict[str, Any] | None) -> None:
+    async def recall(self, digest: str) -> bool:
+        """Whether the shared store knows ``digest`` (a hash this process does not): if
+        it does, the query is kept here too, and ``resolve`` finds it."""
+        if self.shared is None:
+            return False
+        try:
+            query = await self.shared.get(digest)
+        except RedisUnavailable:
+            return False
+        if query is None or hashlib.sha256(query.encode()).hexdigest() != digest:
+            return False
+        self._remember(digest, query)
+        return True
+
+    async def remember(self, query: str, extensions: dict[str, Any] | None) -> None:
+        """``register``, and a hash new to this process goes to the shared store too."""
+        digest = self.register(query, extensions)
+        if digest is not None and self.shared is not None:
+            with contextlib.suppress(RedisUnavailable):
+                await self.shared.put(digest, query)
+
+    def register(self, query: str, extensions: dict[str, Any] | None) -> str | None:
         """Keep ``query`` under the hash of ``extensions.persistedQuery``, if any: called
-        once it parsed, validated and ran, with ``resolve`` having checked the hash."""
+        once it parsed, validated and ran, with ``resolve`` having checked the hash.
+        Returns the hash if it is new here."""
         persisted = None if extensions is None else extensions.get("persistedQuery")
         if persisted is not None:
-            self._remember(_digest(persisted), query)
+            digest = _digest(persisted)
+            if self._remember(digest, query):
+                return digest
+        return None
 
-    def _remember(self, digest: str, query: str) -> None:
+    def _remember(self, digest: str, query: str) -> bool:
         if digest in self._queries:
             self._queries.move_to_end(digest)
-            return
+            return False
         size = len(query)
         if size > self.max_bytes:
-            return
+            return False
         self._queries[digest] = query
         self.bytes += size
         while len(self._queries) > self.max_queries or self.bytes > self.max_bytes:
             _, dropped = self._queries.popitem(last=False)
             self.bytes -= len(dropped)
+        return True
 
 
 def _digest(persisted: object) -> str:

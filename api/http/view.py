@@ -234,7 +234,7 @@ async def _batch(
     except InvalidToken as error:
         return _unauthenticated(error, media_type)
     address = client_address(request.scope)
-    wait = services.rate_limits.request(identity_key(actor, address), address, len(items) - 1)
+    wait = await services.rate_limits.request(identity_key(actor, address), address, len(items) - 1)
     if wait:
         return _respond(
             {"errors": [rate_limited_error(wait)]},
@@ -260,17 +260,32 @@ def _unauthenticated(error: InvalidToken, media_type: str) -> Response:
     )
 
 
-async def _operation(
-    request: Request, services: Services, raw: dict[str, Any], media_type: str
-) -> Response:
-    """One operation's answer (alone, or one of a batch)."""
-    try:
-        params = graphql_request(
+async def _params(request: Request, services: Services, raw: dict[str, Any]) -> GraphQLRequest:
+    """The operation's parameters; a persisted query's hash this process does not know is
+    looked up in the shared store (Redis) before it is refused."""
+
+    def parse() -> GraphQLRequest:
+        return graphql_request(
             raw,
             from_url=request.method in ("GET", "HEAD"),
             resolve=services.persisted_queries.resolve,
             max_query_bytes=services.settings.max_query_bytes,
         )
+
+    try:
+        return parse()
+    except PersistedQueryNotFound as missing:
+        if not await services.persisted_queries.recall(str(missing)):
+            raise
+    return parse()
+
+
+async def _operation(
+    request: Request, services: Services, raw: dict[str, Any], media_type: str
+) -> Response:
+    """One operation's answer (alone, or one of a batch)."""
+    try:
+        params = await _params(request, services, raw)
         actor = request_actor(services.authenticator, request.scope)
         behind = await _await_consistency(request, services)
     except BadRequest as error:
@@ -314,7 +329,7 @@ async def _operation(
     if cache_key is not None:
         entry = services.response_cache.get(cache_key)
         if entry is not None:
-            services.persisted_queries.register(query, params.extensions)
+            await services.persisted_queries.remember(query, params.extensions)
             return _respond_cached(entry, services, media_type)
         recording = services.response_cache.recording()
     schema = request.app.state.schema
@@ -372,7 +387,7 @@ async def _operation(
     )
     if not is_request_error:
         # Parsed, validated and ran for a caller whose token checked out: worth keeping.
-        services.persisted_queries.register(query, params.extensions)
+        await services.persisted_queries.remember(query, params.extensions)
         body["data"] = result.data
         if cache_key is not None and recording is not None and not result.errors:
             services.response_cache.put(cache_key, recording, result.data, result.extensions)

@@ -12,6 +12,7 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.bootstrap import Services
+from api.cluster.bus import ChangeBus
 from api.graphql.compiled import CompiledReads
 from api.ws import frames as ws_frames
 from projections.engine.read_side import ReadSide
@@ -120,6 +121,42 @@ class CompiledReadsCollector(Collector):
         yield operations
 
 
+class BusCollector(Collector):
+    """The change bus over Redis (only with SHOPFRONT_REDIS_URL set)."""
+
+    def __init__(self, bus: ChangeBus) -> None:
+        self.bus = bus
+
+    def collect(self) -> Iterator[Metric]:
+        link = self.bus.link
+        connected = GaugeMetricFamily(
+            "shopfront_bus_connected",
+            "1 while the change bus is connected to Redis; 0 while degraded (changes from "
+            "other processes arrive by poll)",
+        )
+        connected.add_metric([], 1 if link.up else 0)
+        yield connected
+        messages = CounterMetricFamily(
+            "shopfront_bus_messages",
+            "Change bus messages published by this process, and received from others",
+            labels=["direction"],
+        )
+        messages.add_metric(["sent"], self.bus.sent)
+        messages.add_metric(["received"], self.bus.received)
+        yield messages
+        reconnects = CounterMetricFamily(
+            "shopfront_bus_reconnects", "Times the link to Redis came back after failing"
+        )
+        reconnects.add_metric([], link.reconnects)
+        yield reconnects
+        failures = CounterMetricFamily(
+            "shopfront_redis_failures",
+            "Redis commands that failed or timed out (each fell back to this process alone)",
+        )
+        failures.add_metric([], link.failures)
+        yield failures
+
+
 class Metrics:
     def __init__(self, services: Services, compiled: CompiledReads | None = None) -> None:
         self.registry = CollectorRegistry()
@@ -138,6 +175,9 @@ class Metrics:
         self.registry.register(ProjectionCollector(services))
         if compiled is not None:
             self.registry.register(CompiledReadsCollector(compiled))
+        if services.change_bus is not None:
+            self.registry.register(BusCollector(services.change_bus))
+            self.registry.register(services.change_bus.delay)
 
 
 class MetricsMiddleware:

@@ -14,6 +14,8 @@ from graphql import GraphQLFormattedError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import Authenticator, InvalidToken, request_actor
+from api.cluster.link import RedisUnavailable
+from api.cluster.shared import RedisBuckets
 from api.settings import Settings
 
 SECURITY_HEADERS = [
@@ -101,9 +103,12 @@ class RateLimits:
     """The buckets every transport draws from, one set per process (on ``Services``): an
     HTTP request and each operation sent over a WebSocket take a token from the caller's
     identity bucket and one from its address's; a sign-up also takes one from its
-    address's registration bucket (each sign-up mints an identity with a full bucket)."""
+    address's registration bucket (each sign-up mints an identity with a full bucket).
 
-    def __init__(self, settings: Settings) -> None:
+    With ``shared`` (Redis configured), the identity buckets are Redis's, one for all
+    processes; while Redis is unavailable each process counts in its own again."""
+
+    def __init__(self, settings: Settings, shared: RedisBuckets | None = None) -> None:
         self.identities = _buckets(settings.rate_limit_per_second, settings.rate_limit_burst)
         self.addresses = _buckets(
             settings.rate_limit_per_address_per_second, settings.rate_limit_per_address_burst
@@ -112,12 +117,29 @@ class RateLimits:
             settings.registrations_per_address_per_minute / 60,
             settings.registrations_per_address_burst,
         )
+        self.shared = shared if self.identities is not None else None
 
-    def request(self, identity: str, address: str, count: int = 1) -> float:
+    async def request(self, identity: str, address: str, count: int = 1) -> float:
         """0 if allowed (``count`` tokens taken from both buckets: a batch of operations
         counts each), else the seconds to wait (and nothing taken: a refused request does
         not drain the other bucket)."""
         now = time.monotonic()
+        shared = self.shared
+        if shared is not None and shared.link.up:
+            wait = self.addresses.wait(address, now, count) if self.addresses else 0.0
+            if wait:
+                return wait
+            try:
+                wait = await shared.take(identity, count)
+            except RedisUnavailable:
+                return self._request_here(identity, address, count, time.monotonic())
+            if not wait and self.addresses is not None:
+                self.addresses.take(address, now, count)
+            return wait
+        return self._request_here(identity, address, count, now)
+
+    def _request_here(self, identity: str, address: str, count: int, now: float) -> float:
+        """``request`` with this process's buckets only."""
         pairs = [(b, k) for b, k in ((self.identities, identity), (self.addresses, address)) if b]
         wait = max((buckets.wait(key, now, count) for buckets, key in pairs), default=0.0)
         if wait:
@@ -178,7 +200,7 @@ class RateLimit:
             await self.app(scope, receive, send)
             return
         address = client_address(scope)
-        wait = self.limits.request(self._key(scope, address), address)
+        wait = await self.limits.request(self._key(scope, address), address)
         if not wait:
             reset = CLIENT_ADDRESS.set(address)
             try:

@@ -116,7 +116,7 @@ def _initialising(
         view.end_pending(scope)
 
 
-def _rate_limited(
+async def _rate_limited(
     handler: BaseGraphQLTransportWSHandler[Context, None] | BaseGraphQLWSHandler[Context, None],
 ) -> GraphQLFormattedError | None:
     """The error for an operation about to start, if the caller's buckets are empty."""
@@ -124,7 +124,7 @@ def _rate_limited(
     if not isinstance(view, WebSocketGraphQL):
         return None
     identity = context.identity or identity_key(context.actor, context.address)
-    wait = view.services.rate_limits.request(identity, context.address)
+    wait = await view.services.rate_limits.request(identity, context.address)
     return rate_limited_error(wait) if wait else None
 
 
@@ -141,7 +141,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         if self.connection_acknowledged and message["id"] not in self.operations:
-            error = _too_large(self, message.get("payload")) or _rate_limited(self)
+            error = _too_large(self, message.get("payload")) or await _rate_limited(self)
             if error is not None:
                 await self.send_message(
                     TransportError(id=message["id"], type="error", payload=[error])
@@ -180,7 +180,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
 
     async def handle_start(self, message: StartMessage) -> None:
         if self.connection_acknowledged:
-            error = _too_large(self, message.get("payload")) or _rate_limited(self)
+            error = _too_large(self, message.get("payload")) or await _rate_limited(self)
             if error is not None:
                 await self.send_message(LegacyError(type="error", id=message["id"], payload=error))
                 return

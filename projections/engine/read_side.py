@@ -40,6 +40,15 @@ class ReadSide(Tail):
         self.high_water.observe(position)
         self._wake_up()
 
+    def signal(self, head: int | None = None) -> None:
+        """Another process committed (the change bus): the log reaches at least ``head``
+        (None: unknown). A process that leads steps now, any other follows now: reads the
+        checkpoints and the order changes since it last delivered, instead of at its
+        next poll."""
+        if head is not None:
+            self.high_water.observe(head)
+        self._wake_up()
+
     def lag_ms(self, position: int) -> float:
         """Milliseconds since this process first knew of an event after ``position``."""
         return self.high_water.lag_ms(position)
@@ -130,6 +139,7 @@ class ReadSide(Tail):
             self.positions[name] = position
             self.errors.pop(name, None)
         await self.reload_counts()
+        self.applied()
         self._wake_up()
 
     async def retry(self, name: str | None = None) -> dict[str, tuple[int, int]]:
@@ -144,4 +154,5 @@ class ReadSide(Tail):
         publish = self.publication.publish
         if changes and publish is not None:
             await publish(changes)
+        self.applied()
         return results

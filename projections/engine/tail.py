@@ -9,8 +9,10 @@ one) and delivers to its subscribers the order changes the leader committed. Eit
 changes are delivered once, in position order: ``delivered`` is how far they have been,
 and a leader steps only once it has delivered everything up to its own checkpoint.
 
-Woken at once by commits in this process (``notify``); polls slowly for other processes.
-The database work runs on one worker thread; positions change only on the event loop.
+Woken at once by commits in this process (``notify``) and by other processes' through a
+change bus when there is one (``ReadSide.signal``; ``on_applied`` tells the bus what the
+leader committed); polls slowly for other processes either way, so a lost wake-up only
+delays. The database work runs on one worker thread; positions change only on the event loop.
 """
 
 from __future__ import annotations
@@ -99,6 +101,9 @@ class Tail:
         self.delivered = 0
         # (holder, since) of the leader as last read or known; None: nobody recorded.
         self.leader: tuple[str, dt.datetime] | None = None
+        # Called with the position reached after this process committed projections (a
+        # step as the leader, a rebuild, a retry): the change bus tells the others.
+        self.on_applied: Callable[[int], None] | None = None
 
     async def _in_thread(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         loop = asyncio.get_running_loop()
@@ -106,6 +111,11 @@ class Tail:
 
     def _wake_up(self) -> None:
         self._wake.set()
+
+    def applied(self) -> None:
+        """This process committed projections: say so to the others (the change bus)."""
+        if self.on_applied is not None:
+            self.on_applied(self.position)
 
     @property
     def head(self) -> int:
@@ -174,6 +184,8 @@ class Tail:
                 leading = await self._lead()
                 if leading and self.delivered >= self._publisher_position():
                     advanced = await self.step()
+                    if advanced:
+                        self.applied()
                 else:
                     advanced = await self.follow()
                 failures = 0

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from migrations.runner import upgrade
 from projections.engine.leadership import read_leader
 from tests.conftest import ROOT, free_port, server_env, start_server, stop_server
-from tests.servers import PostgresServer, postgres_server
+from tests.servers import PostgresServer, RedisServer, postgres_server, redis_server
 
 WAIT = 30.0
 
@@ -29,6 +29,13 @@ WAIT = 30.0
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def redis() -> Iterator[RedisServer]:
+    """A real Redis server of this test's own (tests may kill, pause or restart it)."""
+    with redis_server() as server:
         yield server
 
 
@@ -146,6 +153,13 @@ def cluster(
     else:
         with postgres_cluster(request.getfixturevalue("postgres"), tmp_path) as found:
             yield found
+
+
+@pytest.fixture
+def lite_cluster(template_dir: Path, tmp_path: Path) -> Iterator[Cluster]:
+    """Databases for several processes, on SQLite files only."""
+    with sqlite_cluster(template_dir, tmp_path) as found:
+        yield found
 
 
 @pytest.fixture
