@@ -768,6 +768,12 @@ def phase_rebuild(run: Run) -> Result:
     }
 
 
+def phase_cluster(run: Run) -> Result:
+    from bench import cluster  # it builds on this module
+
+    return cluster.phase_cluster(run)
+
+
 PHASES = {
     "history": phase_history,
     "reads": phase_reads,
@@ -775,4 +781,5 @@ PHASES = {
     "latency": phase_latency,
     "memory": phase_memory,
     "rebuild": phase_rebuild,
+    "cluster": phase_cluster,
 }

@@ -146,12 +146,43 @@ def rows(results: dict[str, Any], subscribers: int, idle: int, connections: int)
         )
     elif memory is not None:
         out.append(_failed(figure, memory["error"], f"{idle:,} under 1 GiB"))
+    out.extend(_cluster_rows(results.get("cluster"), connections))
     hist = results.get("history")
     figure = "order history screen: read table vs joins on the write model"
     if isinstance(hist, dict) and "error" not in hist:
         out.append(_history_row(figure, hist))
     elif hist is not None:
         out.append(_failed(figure, hist["error"], ">= 5x faster"))
+    return out
+
+
+def _cluster_rows(cluster: Any, connections: int) -> list[Row]:
+    """The cluster phase (PostgreSQL): ratios of one run, absolute rates beside them."""
+    figures = (
+        ("my_orders", "`myOrders(first: 20)` uncached, PostgreSQL: 2 API processes vs 1", 1.7),
+        ("product", "`product(sku)` uncached, PostgreSQL: 2 API processes vs 1", 1.7),
+        (
+            "place_order",
+            f"`placeOrder`/s, PostgreSQL ({connections} clients): "
+            "projectors in their own process vs inline",
+            1.4,
+        ),
+    )
+    out: list[Row] = []
+    for key, figure, target in figures:
+        if not isinstance(cluster, dict):
+            continue
+        if "error" in cluster:
+            out.append(_failed(figure, cluster["error"], f">= {target:g}"))
+            continue
+        r = cluster["writes"] if key == "place_order" else cluster["reads"].get(key)
+        if r is None:
+            continue
+        errors = r["ours"]["errors"] + r["baseline"]["errors"]
+        note = f" ({errors:,} errors!)" if errors else ""
+        row = _ratio_row(figure, r["ours"]["rps"], r["baseline"]["rps"], target, note)
+        baseline = "inline" if key == "place_order" else "1 process"
+        out.append(dataclasses.replace(row, baseline=f"{row.baseline} ({baseline})"))
     return out
 
 
