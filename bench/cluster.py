@@ -17,6 +17,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
+import resource
+import statistics
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import loadgen, phases, procs, servers
+from bench.config import Config
 from bench.loadgen import MARKER, Entry, LoadResult, Workload
 from tests.servers import PostgresServer, postgres_server
 
@@ -130,19 +133,20 @@ def start_side(
 ) -> Iterator[Side]:
     """An API (``workers`` processes on one port) and, if ``projector``, a ``shopfront
     project`` process beside it; stopped on leaving."""
+    slug = name.replace(" ", "-")
     with ExitStack() as stack:
         started: list[subprocess.Popen[bytes]] = []
         if projector:
             project = procs.start(
                 [str(procs.BIN / "shopfront"), "project"],
                 env=env,
-                log=run.logs / f"cluster-{name}-project.log",
+                log=run.logs / f"cluster-{slug}-project.log",
             )
             stack.callback(procs.stop, project)
             started.append(project)
         port = procs.free_port()
         command = [*servers.shopfront_command(port), "--workers", str(workers)]
-        api = procs.start(command, env=env, log=run.logs / f"cluster-{name}-api.log")
+        api = procs.start(command, env=env, log=run.logs / f"cluster-{slug}-api.log")
         stack.callback(procs.stop, api)
         started.append(api)
         base = f"http://127.0.0.1:{port}"
@@ -152,12 +156,34 @@ def start_side(
         yield Side(name, base, tuple(p.pid for p in started))
 
 
-def _load(
-    run: phases.Run, side: Side, workload: Workload, seconds: float
-) -> tuple[LoadResult, float]:
-    """One round against ``side``: the load figures, and how many cores its processes
-    kept busy meanwhile."""
-    used = sum(group_cpu_seconds(g) for g in side.groups)
+def busy_cpu_seconds() -> float:
+    """CPU time the whole machine has spent not idle so far (all processes, /proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    """CPU time of this process's finished children: the load generator of a round."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclasses.dataclass(frozen=True)
+class Round:
+    result: LoadResult
+    side_cores: float  # the side's own processes (API workers, projector process)
+    loadgen_cores: float
+    machine_cores: float  # everything: both sides, load generator, PostgreSQL, others
+
+
+def _load(run: phases.Run, side: Side, workload: Workload, seconds: float) -> Round:
+    """One round against ``side``, with the cores each party kept busy meanwhile."""
+    before = (
+        sum(group_cpu_seconds(g) for g in side.groups),
+        children_cpu_seconds(),
+        busy_cpu_seconds(),
+    )
     result = loadgen.run(
         side.base,
         workload,
@@ -166,8 +192,22 @@ def _load(
         workdir=run.work / "load",
         tool=run.cfg.loadgen,
     )
-    cores = (sum(group_cpu_seconds(g) for g in side.groups) - used) / result.seconds
-    return result, cores
+    after = (
+        sum(group_cpu_seconds(g) for g in side.groups),
+        children_cpu_seconds(),
+        busy_cpu_seconds(),
+    )
+    side_cores, loadgen_cores, machine_cores = (
+        (b - a) / result.seconds for a, b in zip(before, after, strict=True)
+    )
+    return Round(result, side_cores, loadgen_cores, machine_cores)
+
+
+def _summary(rounds: list[Round]) -> Result:
+    out = phases._summary([r.result for r in rounds], [r.side_cores for r in rounds])
+    out["loadgen_cpu_cores"] = statistics.median(r.loadgen_cores for r in rounds)
+    out["machine_busy_cores"] = statistics.median(r.machine_cores for r in rounds)
+    return out
 
 
 def alternate(
@@ -176,22 +216,18 @@ def alternate(
     """Warm both sides, then ``--rounds`` rounds each, alternating which goes first."""
     for side in (ours, baseline):
         _load(run, side, workload, run.cfg.warmup)
-    results: dict[str, list[LoadResult]] = {ours.name: [], baseline.name: []}
-    cpu: dict[str, list[float]] = {ours.name: [], baseline.name: []}
+    rounds: dict[str, list[Round]] = {ours.name: [], baseline.name: []}
     for r in range(run.cfg.rounds):
         for side in (ours, baseline) if r % 2 == 0 else (baseline, ours):
-            result, cores = _load(run, side, workload, run.cfg.duration)
-            results[side.name].append(result)
-            cpu[side.name].append(cores)
+            done = _load(run, side, workload, run.cfg.duration)
+            rounds[side.name].append(done)
             phases.log(
-                f"  {workload.name} {side.name}: {result.rps:.0f} req/s "
-                f"(p99 {result.p99_ms:.1f} ms, {result.errors} errors, "
-                f"CPU {cores:.2f} cores, load {procs.load_average()})"
+                f"  {workload.name} {side.name}: {done.result.rps:.0f} req/s "
+                f"(p99 {done.result.p99_ms:.1f} ms, {done.result.errors} errors; CPU cores: "
+                f"side {done.side_cores:.2f}, load generator {done.loadgen_cores:.2f}, "
+                f"machine {done.machine_cores:.2f}; load {procs.load_average()})"
             )
-    return (
-        phases._summary(results[ours.name], cpu[ours.name]),
-        phases._summary(results[baseline.name], cpu[baseline.name]),
-    )
+    return _summary(rounds[ours.name]), _summary(rounds[baseline.name])
 
 
 def measure_reads(run: phases.Run, pg: PostgresServer) -> Result:
@@ -275,3 +311,32 @@ def phase_cluster(run: phases.Run) -> Result:
         "reads": reads,
         "writes": writes,
     }
+
+
+def commands(cfg: Config) -> list[str]:
+    """How the cluster phase's processes were started (ports are picked at run time)."""
+    shared = " ".join(
+        f"{k}={v}"
+        for k, v in servers.shopfront_env(Path("unused")).items()
+        if "DATABASE_URL" not in k
+    )
+    url = "postgresql+asyncpg://postgres@127.0.0.1:PORT"
+    sizes = (
+        f"--customers {cfg.cluster_customers} --products {cfg.cluster_products} "
+        f"--orders {cfg.cluster_orders} --random-seed {cfg.random_seed}"
+    )
+    return [
+        "cluster PostgreSQL: tests/servers.py postgres_server() (initdb, trust, fsync off, "
+        "loopback); databases bench_write, bench_read",
+        f"cluster seed: SHOPFRONT_WRITE_DATABASE_URL={url}/bench_write "
+        f"SHOPFRONT_READ_DATABASE_URL={url}/bench_read .venv/bin/shopfront migrate && "
+        f".venv/bin/shopfront seed {sizes}",
+        f"cluster processes: {shared} SHOPFRONT_PROJECTION_POLL_INTERVAL={POLL_INTERVAL}",
+        "cluster reads: SHOPFRONT_PROJECTORS=off SHOPFRONT_RESPONSE_CACHE_MB=0 .venv/bin/shopfront "
+        "serve --host 127.0.0.1 --port PORT --workers 2 (vs --workers 1), both beside one "
+        ".venv/bin/shopfront project",
+        "cluster placeOrder: SHOPFRONT_PROJECTORS=off .venv/bin/shopfront serve --workers 1 + "
+        ".venv/bin/shopfront project (databases split_*) vs .venv/bin/shopfront serve "
+        "--workers 1 with SHOPFRONT_PROJECTORS=inline (databases inline_*), both copies "
+        "(CREATE DATABASE ... TEMPLATE) of the seeded pair",
+    ]

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
-from bench import config, dataset, loadgen, phases, procs, report
+from bench import cluster, config, dataset, loadgen, phases, procs, report
 
 
 class PhaseTimeout(Exception):
@@ -104,8 +104,12 @@ def main(argv: list[str] | None = None) -> None:
     for key, value in machine.items():
         print(f"{key}: {value}")
     print(f"command: {report.command()}")
-    for line in report.commands(sizes, cfg.connections, cfg.duration):
-        print(f"  {line}")
+    if on_sqlite:
+        for line in report.commands(sizes, cfg.connections, cfg.duration):
+            print(f"  {line}")
+    if "cluster" in cfg.phases:
+        for line in cluster.commands(cfg):
+            print(f"  {line}")
     print(f"took: {time.time() - started:.0f} s")
     out = cfg.out or dataset.CACHE / "results" / time.strftime("%Y%m%d-%H%M%S.json")
     out.parent.mkdir(parents=True, exist_ok=True)

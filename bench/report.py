@@ -181,9 +181,22 @@ def _cluster_rows(cluster: Any, connections: int) -> list[Row]:
         errors = r["ours"]["errors"] + r["baseline"]["errors"]
         note = f" ({errors:,} errors!)" if errors else ""
         row = _ratio_row(figure, r["ours"]["rps"], r["baseline"]["rps"], target, note)
-        baseline = "inline" if key == "place_order" else "1 process"
-        out.append(dataclasses.replace(row, baseline=f"{row.baseline} ({baseline})"))
+        label = "inline" if key == "place_order" else "1 process"
+        ours_cpu, base_cpu = (_cores(r[side]) for side in ("ours", "baseline"))
+        out.append(
+            dataclasses.replace(
+                row, ours=row.ours + ours_cpu, baseline=f"{row.baseline} ({label}){base_cpu}"
+            )
+        )
     return out
+
+
+def _cores(side: dict[str, Any]) -> str:
+    """The CPU a side's processes kept busy, and the whole machine meanwhile."""
+    cores, machine = side.get("server_cpu_cores"), side.get("machine_busy_cores")
+    if cores is None or machine is None:
+        return ""
+    return f", {cores:.2f} cores (machine {machine:.2f})"
 
 
 def _history_row(figure: str, hist: dict[str, Any]) -> Row:
