@@ -7,7 +7,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-PHASES = ("history", "reads", "writes", "latency", "memory", "rebuild")
+PHASES = ("history", "reads", "writes", "latency", "memory", "rebuild", "cluster")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +28,10 @@ class Config:
     idle_subscriptions: int = 10_000
     ws_compression: bool = True  # subscribers offer permessage-deflate, as browsers do
     history_seconds: float = 3.0  # per round and side
+    # The cluster phase seeds its own, smaller data set into a throwaway PostgreSQL.
+    cluster_customers: int = 300
+    cluster_products: int = 200
+    cluster_orders: int = 5_000
     loadgen: str = "auto"  # auto (wrk if installed), wrk, python
     profile: bool = False  # py-spy the server during one extra, uncounted round
     phases: tuple[str, ...] = PHASES
@@ -52,6 +56,9 @@ HELP = {
     "broadcast_rate": "broadcast events per second (default %(default)s)",
     "idle_subscriptions": "idle subscriptions for the memory figure (default %(default)s)",
     "history_seconds": "seconds per round and side of the history screen (default %(default)s)",
+    "cluster_customers": "customers the cluster phase seeds into PostgreSQL (default %(default)s)",
+    "cluster_products": "products the cluster phase seeds (default %(default)s)",
+    "cluster_orders": "orders the cluster phase seeds (default %(default)s)",
     "phase_timeout": "time limit of each phase, seconds (default %(default)s)",
     "seed_timeout": "time limit of seeding, seconds (default %(default)s)",
 }

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
-from bench import config, dataset, loadgen, phases, procs, report
+from bench import cluster, config, dataset, loadgen, phases, procs, report
 
 
 class PhaseTimeout(Exception):
@@ -51,16 +51,23 @@ def main(argv: list[str] | None = None) -> None:
     if limit < cfg.idle_subscriptions + 1024:
         phases.log(f"open-files limit is {limit}: fewer idle subscriptions may open")
     sizes = dataset.Sizes(cfg.customers, cfg.products, cfg.orders, cfg.random_seed)
-    phases.log(f"data set {sizes.key}: seeding (or reusing) under {dataset.CACHE / 'data'}")
-    source, reused, meta = dataset.ensure_seeded(sizes, cfg.seed_timeout)
-    if reused:
-        phases.log(f"reused the seeded databases in {source} (made in {meta['seconds']} s)")
-    else:
-        phases.log(f"seeded {source} in {meta['seconds']} s")
     work = dataset.CACHE / "run"
     shutil.rmtree(work, ignore_errors=True)
-    dataset.working_copy(source, work / "db")
-    run = phases.Run(cfg, source, work, phases.pick(work / "db"))
+    # The cluster phase seeds PostgreSQL itself: alone, it needs no SQLite data set.
+    on_sqlite = any(name != "cluster" for name in cfg.phases)
+    meta: dict[str, Any] | None = None
+    if on_sqlite:
+        phases.log(f"data set {sizes.key}: seeding (or reusing) under {dataset.CACHE / 'data'}")
+        source, reused, meta = dataset.ensure_seeded(sizes, cfg.seed_timeout)
+        if reused:
+            phases.log(f"reused the seeded databases in {source} (made in {meta['seconds']} s)")
+        else:
+            phases.log(f"seeded {source} in {meta['seconds']} s")
+        dataset.working_copy(source, work / "db")
+        picks = phases.pick(work / "db")
+    else:
+        source, reused, picks = work / "db", False, phases.Picks([], [], [], [])
+    run = phases.Run(cfg, source, work, picks)
     results: dict[str, Any] = {}
     try:
         for name in cfg.phases:
@@ -83,16 +90,26 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print(report.table(rows))
     print()
-    print(
-        f"data set: {cfg.customers:,} customers, {cfg.products:,} products, "
-        f"{cfg.orders:,} orders, {meta['events']:,} events "
-        f"({'reused' if reused else 'seeded'}: {source})"
-    )
+    if meta is not None:
+        print(
+            f"data set: {cfg.customers:,} customers, {cfg.products:,} products, "
+            f"{cfg.orders:,} orders, {meta['events']:,} events "
+            f"({'reused' if reused else 'seeded'}: {source})"
+        )
+    if "cluster" in cfg.phases:
+        print(
+            f"cluster data set (PostgreSQL): {cfg.cluster_customers:,} customers, "
+            f"{cfg.cluster_products:,} products, {cfg.cluster_orders:,} orders"
+        )
     for key, value in machine.items():
         print(f"{key}: {value}")
     print(f"command: {report.command()}")
-    for line in report.commands(sizes, cfg.connections, cfg.duration):
-        print(f"  {line}")
+    if on_sqlite:
+        for line in report.commands(sizes, cfg.connections, cfg.duration):
+            print(f"  {line}")
+    if "cluster" in cfg.phases:
+        for line in cluster.commands(cfg):
+            print(f"  {line}")
     print(f"took: {time.time() - started:.0f} s")
     out = cfg.out or dataset.CACHE / "results" / time.strftime("%Y%m%d-%H%M%S.json")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -100,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
         json.dumps(
             {
                 "config": {**dataclasses.asdict(cfg), "out": str(cfg.out)},
-                "dataset": {**meta, "folder": str(source), "reused": reused},
+                "dataset": {**(meta or {}), "folder": str(source), "reused": reused},
                 "machine": machine,
                 "command": report.command(),
                 "results": results,

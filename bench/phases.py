@@ -836,6 +836,12 @@ def phase_rebuild(run: Run) -> Result:
     }
 
 
+def phase_cluster(run: Run) -> Result:
+    from bench import cluster  # it builds on this module
+
+    return cluster.phase_cluster(run)
+
+
 PHASES = {
     "history": phase_history,
     "reads": phase_reads,
@@ -843,4 +849,5 @@ PHASES = {
     "latency": phase_latency,
     "memory": phase_memory,
     "rebuild": phase_rebuild,
+    "cluster": phase_cluster,
 }

@@ -183,6 +183,7 @@ def rows(results: dict[str, Any], subscribers: int, idle: int, connections: int)
         )
     elif memory is not None:
         out.append(_failed(figure, memory["error"], f"{idle:,} under 1 GiB"))
+    out.extend(_cluster_rows(results.get("cluster"), connections))
     hist = results.get("history")
     figure = "order history screen: read table vs joins on the write model"
     if isinstance(hist, dict) and "error" not in hist:
@@ -190,6 +191,49 @@ def rows(results: dict[str, Any], subscribers: int, idle: int, connections: int)
     elif hist is not None:
         out.append(_failed(figure, hist["error"], ">= 5x faster"))
     return out
+
+
+def _cluster_rows(cluster: Any, connections: int) -> list[Row]:
+    """The cluster phase (PostgreSQL): ratios of one run, absolute rates beside them."""
+    figures = (
+        ("my_orders", "`myOrders(first: 20)` uncached, PostgreSQL: 2 API processes vs 1", 1.7),
+        ("product", "`product(sku)` uncached, PostgreSQL: 2 API processes vs 1", 1.7),
+        (
+            "place_order",
+            f"`placeOrder`/s, PostgreSQL ({connections} clients): "
+            "projectors in their own process vs inline",
+            1.4,
+        ),
+    )
+    out: list[Row] = []
+    for key, figure, target in figures:
+        if not isinstance(cluster, dict):
+            continue
+        if "error" in cluster:
+            out.append(_failed(figure, cluster["error"], f">= {target:g}"))
+            continue
+        r = cluster["writes"] if key == "place_order" else cluster["reads"].get(key)
+        if r is None:
+            continue
+        errors = r["ours"]["errors"] + r["baseline"]["errors"]
+        note = f" ({errors:,} errors!)" if errors else ""
+        row = _ratio_row(figure, r["ours"]["rps"], r["baseline"]["rps"], target, note)
+        label = "inline" if key == "place_order" else "1 process"
+        ours_cpu, base_cpu = (_cores(r[side]) for side in ("ours", "baseline"))
+        out.append(
+            dataclasses.replace(
+                row, ours=row.ours + ours_cpu, baseline=f"{row.baseline} ({label}){base_cpu}"
+            )
+        )
+    return out
+
+
+def _cores(side: dict[str, Any]) -> str:
+    """The CPU a side's processes kept busy, and the whole machine meanwhile."""
+    cores, machine = side.get("server_cpu_cores"), side.get("machine_busy_cores")
+    if cores is None or machine is None:
+        return ""
+    return f", {cores:.2f} cores (machine {machine:.2f})"
 
 
 def _history_row(figure: str, hist: dict[str, Any]) -> Row:
