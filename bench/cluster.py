@@ -101,6 +101,7 @@ def pick(pg: PostgresServer) -> phases.Picks:
             "SELECT sku FROM catalog_products ORDER BY stock_available DESC, sku "
             f"LIMIT {phases.PLACEABLE_SKUS}",
         ),
+        orders=[],  # the cluster phase reads no order detail
     )
 
 

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
         dataset.working_copy(source, work / "db")
         picks = phases.pick(work / "db")
     else:
-        source, reused, picks = work / "db", False, phases.Picks([], [], [], [])
+        source, reused, picks = work / "db", False, phases.Picks([], [], [], [], [])
     run = phases.Run(cfg, source, work, picks)
     results: dict[str, Any] = {}
     try:
