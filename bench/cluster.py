@@ -21,7 +21,7 @@ import resource
 import statistics
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -105,18 +105,29 @@ def pick(pg: PostgresServer) -> phases.Picks:
     )
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """CPU time used so far by every process of a process group (uvicorn's workers are
-    children of the process the bench started, in its group)."""
-    total = 0.0
+def postmaster_pid(pg: PostgresServer) -> int:
+    return int((pg.directory / "data" / "postmaster.pid").read_text().split()[0])
+
+
+def cpu_snapshot(groups: Collection[int], postmaster: int) -> tuple[dict[int, float], float]:
+    """CPU seconds used so far by each process of ``groups`` (uvicorn's workers are
+    children of the process the bench started, in its group), and by PostgreSQL (the
+    postmaster and its backends)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    side: dict[int, float] = {}
+    postgres = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue  # exited meanwhile
-        if int(fields[2]) == pgid:
-            total += procs.cpu_seconds(int(stat.parent.name))
-    return total
+        pid, parent, group = int(stat.parent.name), int(fields[1]), int(fields[2])
+        seconds = (int(fields[11]) + int(fields[12])) / ticks
+        if group in groups:
+            side[pid] = seconds
+        elif postmaster in (pid, parent):
+            postgres += seconds
+    return side, postgres
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,11 +137,17 @@ class Side:
     name: str
     base: str
     groups: tuple[int, ...]
+    postmaster: int  # of the PostgreSQL it uses
 
 
 @contextmanager
 def start_side(
-    run: phases.Run, name: str, env: Mapping[str, str], workers: int, projector: bool
+    run: phases.Run,
+    pg: PostgresServer,
+    name: str,
+    env: Mapping[str, str],
+    workers: int,
+    projector: bool,
 ) -> Iterator[Side]:
     """An API (``workers`` processes on one port) and, if ``projector``, a ``shopfront
     project`` process beside it; stopped on leaving."""
@@ -154,7 +171,7 @@ def start_side(
         procs.wait_http(base + "/readyz", api)
         if any(p.poll() is not None for p in started):
             raise RuntimeError(f"a process of {name} exited, see {run.logs}")
-        yield Side(name, base, tuple(p.pid for p in started))
+        yield Side(name, base, tuple(p.pid for p in started), postmaster_pid(pg))
 
 
 def busy_cpu_seconds() -> float:
@@ -174,17 +191,16 @@ def children_cpu_seconds() -> float:
 class Round:
     result: LoadResult
     side_cores: float  # the side's own processes (API workers, projector process)
+    busiest_cores: float  # the busiest one of them: are the workers evenly loaded?
+    postgres_cores: float
     loadgen_cores: float
     machine_cores: float  # everything: both sides, load generator, PostgreSQL, others
 
 
 def _load(run: phases.Run, side: Side, workload: Workload, seconds: float) -> Round:
     """One round against ``side``, with the cores each party kept busy meanwhile."""
-    before = (
-        sum(group_cpu_seconds(g) for g in side.groups),
-        children_cpu_seconds(),
-        busy_cpu_seconds(),
-    )
+    side_before, pg_before = cpu_snapshot(side.groups, side.postmaster)
+    others_before = (children_cpu_seconds(), busy_cpu_seconds())
     result = loadgen.run(
         side.base,
         workload,
@@ -193,19 +209,26 @@ def _load(run: phases.Run, side: Side, workload: Workload, seconds: float) -> Ro
         workdir=run.work / "load",
         tool=run.cfg.loadgen,
     )
-    after = (
-        sum(group_cpu_seconds(g) for g in side.groups),
-        children_cpu_seconds(),
-        busy_cpu_seconds(),
+    side_after, pg_after = cpu_snapshot(side.groups, side.postmaster)
+    others_after = (children_cpu_seconds(), busy_cpu_seconds())
+    per_process = [t - side_before.get(pid, 0.0) for pid, t in side_after.items()]
+    loadgen_cores, machine_cores = (
+        (b - a) / result.seconds for a, b in zip(others_before, others_after, strict=True)
     )
-    side_cores, loadgen_cores, machine_cores = (
-        (b - a) / result.seconds for a, b in zip(before, after, strict=True)
+    return Round(
+        result,
+        side_cores=sum(per_process) / result.seconds,
+        busiest_cores=max(per_process, default=0.0) / result.seconds,
+        postgres_cores=(pg_after - pg_before) / result.seconds,
+        loadgen_cores=loadgen_cores,
+        machine_cores=machine_cores,
     )
-    return Round(result, side_cores, loadgen_cores, machine_cores)
 
 
 def _summary(rounds: list[Round]) -> Result:
     out = phases._summary([r.result for r in rounds], [r.side_cores for r in rounds])
+    out["busiest_process_cpu_cores"] = statistics.median(r.busiest_cores for r in rounds)
+    out["postgres_cpu_cores"] = statistics.median(r.postgres_cores for r in rounds)
     out["loadgen_cpu_cores"] = statistics.median(r.loadgen_cores for r in rounds)
     out["machine_busy_cores"] = statistics.median(r.machine_cores for r in rounds)
     return out
@@ -225,8 +248,10 @@ def alternate(
             phases.log(
                 f"  {workload.name} {side.name}: {done.result.rps:.0f} req/s "
                 f"(p99 {done.result.p99_ms:.1f} ms, {done.result.errors} errors; CPU cores: "
-                f"side {done.side_cores:.2f}, load generator {done.loadgen_cores:.2f}, "
-                f"machine {done.machine_cores:.2f}; load {procs.load_average()})"
+                f"side {done.side_cores:.2f} (busiest process {done.busiest_cores:.2f}), "
+                f"PostgreSQL {done.postgres_cores:.2f}, load generator "
+                f"{done.loadgen_cores:.2f}, machine {done.machine_cores:.2f}; "
+                f"load {procs.load_average()})"
             )
     return _summary(rounds[ours.name]), _summary(rounds[baseline.name])
 
@@ -247,8 +272,8 @@ def measure_reads(run: phases.Run, pg: PostgresServer) -> Result:
             log=run.logs / "cluster-reads-project.log",
         )
         stack.callback(procs.stop, project)
-        two = stack.enter_context(start_side(run, "2 processes", env, 2, projector=False))
-        one = stack.enter_context(start_side(run, "1 process", env, 1, projector=False))
+        two = stack.enter_context(start_side(run, pg, "2 processes", env, 2, projector=False))
+        one = stack.enter_context(start_side(run, pg, "1 process", env, 1, projector=False))
         for _, workload, _ in phases._read_workloads(run):
             mine, baseline = alternate(run, two, one, workload)
             out[workload.name] = {"ours": mine, "baseline": baseline}
@@ -276,10 +301,10 @@ def measure_writes(run: phases.Run, pg: PostgresServer) -> Result:
     with ExitStack() as stack:
         split_env = {**database_env(pg, "split_write", "split_read"), "SHOPFRONT_PROJECTORS": "off"}
         split = stack.enter_context(
-            start_side(run, "projector process", split_env, 1, projector=True)
+            start_side(run, pg, "projector process", split_env, 1, projector=True)
         )
         inline_env = {**database_env(pg, "inline_write", "inline_read")}
-        inline = stack.enter_context(start_side(run, "inline", inline_env, 1, projector=False))
+        inline = stack.enter_context(start_side(run, pg, "inline", inline_env, 1, projector=False))
         for side in (split, inline):
             phases._restock(side.base, run)
         before = {db: _orders(pg, db) for db in ("split_write", "inline_write")}
