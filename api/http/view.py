@@ -308,7 +308,7 @@ async def _operation(
     except InvalidToken as error:
         return _unauthenticated(error, media_type)
     if behind is not None:
-        return _respond(behind, 503, media_type, {"Retry-After": "1"})
+        return _respond(behind, 503, media_type, RETRY_AFTER)
     allowed = (
         (OperationType.QUERY,)
         if request.method in ("GET", "HEAD")
