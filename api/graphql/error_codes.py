@@ -83,7 +83,8 @@ CODES: dict[str, ErrorCode] = {
         "request",
         _REQUEST_ERROR,
         "The query does not fit the schema (unknown field, wrong "
-        "argument, several operations without `operationName`, a fragment cycle).",
+        "argument, a variable unused, undefined or in the wrong place, several operations "
+        "without `operationName`, a fragment cycle).",
         "Fix the query; regenerate types from `schema.graphql`.",
     ),
     "BAD_USER_INPUT": ErrorCode(

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from graphql import GraphQLError, GraphQLFormattedError, GraphQLSyntaxError
+from graphql import GraphQLError, GraphQLFormattedError, GraphQLSyntaxError, VariableDefinitionNode
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
@@ -44,16 +44,18 @@ def error_code(error: GraphQLError) -> str:
     if isinstance(original, CannotGetOperationTypeError):
         return "GRAPHQL_VALIDATION_FAILED"
     if isinstance(error, GraphQLSyntaxError):
-        # graphql-core's own token limit (MaxTokensLimiter) aborts parsing this way.
-        # ... and its source length limit (the query size limit) likewise.
-        too_large = "tokens. Parsing aborted" in error.message or (
-            "code points. Parsing aborted" in error.message
-        )
-        return "QUERY_TOO_LARGE" if too_large else "GRAPHQL_PARSE_FAILED"
-    if error.message.startswith("Variable '$"):
-        return "BAD_USER_INPUT"  # variable coercion, before execution
+        # A document over the size limits is tagged QUERY_TOO_LARGE where it is parsed
+        # (``limits/documents.py``); any other syntax error is just that.
+        return "GRAPHQL_PARSE_FAILED"
+    nodes = error.nodes or ()
+    if error.path is None and nodes and isinstance(nodes[0], VariableDefinitionNode):
+        # A variable's value that does not coerce, reported at its definition before
+        # execution (a scalar's own error, if any, as the original). Validation errors
+        # that point at a definition too ("never used") are tagged where the document is
+        # validated (``limits/documents.py``), so they do not get here.
+        return "BAD_USER_INPUT"
     if original is None or isinstance(original, GraphQLError):
-        # Raised by graphql-core itself: validation (no path) or a bad input literal.
+        # Raised by graphql-core itself: a bad input literal met during execution.
         return "GRAPHQL_VALIDATION_FAILED" if error.path is None else "BAD_USER_INPUT"
     if database_unavailable(original):
         return DATABASE_UNAVAILABLE

@@ -144,6 +144,22 @@ async def test_wrong_variable_types_are_bad_user_input(api: Api) -> None:
             assert body["errors"][0]["message"].startswith("Variable '$"), body
 
 
+async def test_documents_that_misuse_variables_are_validation_errors(api: Api) -> None:
+    # The document itself is wrong, whatever values are sent: validation, not user input
+    # (graphql-core words these "Variable '$..." as it does bad values).
+    cases: list[tuple[str, Json]] = [
+        ("query($n: Int) { products(first: 2) { edges { cursor } } }", {"n": 1}),  # unused
+        ("query { products(first: $n) { edges { cursor } } }", {"n": 1}),  # undefined
+        ("query($n: String) { products(first: $n) { edges { cursor } } }", {"n": "2"}),
+        ("query($n: Order) { products(first: 2) { edges { cursor } } }", {}),  # not input
+    ]
+    for query, variables in cases:
+        for accept, status in ((JSON, 200), (GRAPHQL_RESPONSE, 400)):
+            response = await api.post(query, variables, accept=accept)
+            body = request_error(response, status, "GRAPHQL_VALIDATION_FAILED")
+            assert body["errors"][0]["message"].startswith("Variable '$"), body
+
+
 async def test_wrong_literal_argument_is_a_validation_error(api: Api) -> None:
     response = await api.post('{ products(first: "ten") { edges { cursor } } }')
     request_error(response, 200, "GRAPHQL_VALIDATION_FAILED")

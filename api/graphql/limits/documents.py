@@ -20,6 +20,10 @@ from graphql import (
     DocumentNode,
     GraphQLError,
     GraphQLSchema,
+    GraphQLSyntaxError,
+    Lexer,
+    Source,
+    TokenKind,
     parse,
     validate,
 )
@@ -29,6 +33,45 @@ from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
 # Bytes of syntax tree per token, measured with graphql-core's parser (with locations).
 TREE_BYTES_PER_TOKEN = 600
+PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
+QUERY_TOO_LARGE = "QUERY_TOO_LARGE"
+VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+
+
+def error_code_of(error: GraphQLError) -> str | None:
+    code = (error.extensions or {}).get("code")
+    return code if isinstance(code, str) else None
+
+
+def tagged(error: GraphQLError, code: str) -> GraphQLError:
+    """``error`` with ``extensions.code`` set to ``code`` unless it has one already (the
+    limits' rules give their own)."""
+    if error_code_of(error) is None:
+        error.extensions = {**(error.extensions or {}), "code": code}
+    return error
+
+
+def over_limits(query: str, error: GraphQLSyntaxError, max_tokens: int, max_length: int) -> bool:
+    """Whether parsing ``query`` stopped at a size limit rather than at a mistake: it is
+    longer than ``max_length`` code points, or the token where it stopped is past the
+    first ``max_tokens`` (graphql-core counts comments as tokens and raises at the first
+    token over the limit; its errors have no kind of their own to tell)."""
+    if len(query) > max_length:
+        return True
+    stopped_at = next(iter(error.positions or ()), len(query))
+    lexer = Lexer(Source(query))
+    count = 0
+    start = 0
+    try:
+        while count <= max_tokens:
+            token = lexer.read_next_token(start)
+            if token.kind is TokenKind.EOF or token.start > stopped_at:
+                return False
+            count += 1
+            start = token.end
+    except GraphQLError:  # a character no token starts with: the mistake came first
+        return False
+    return True
 
 
 @dataclasses.dataclass(slots=True)
@@ -92,12 +135,15 @@ class Documents:
         entry = self._entries.get(query)
         if entry is not None and entry.document is document and entry.errors is not None:
             return entry.errors
-        errors = validate(
-            schema,
-            document,
-            (*rules, MaybeNullValidationRule, OneOfInputValidationRule),
-            hide_suggestions=hide_suggestions,
-        )
+        errors = [
+            tagged(error, VALIDATION_FAILED)
+            for error in validate(
+                schema,
+                document,
+                (*rules, MaybeNullValidationRule, OneOfInputValidationRule),
+                hide_suggestions=hide_suggestions,
+            )
+        ]
         if entry is not None and entry.document is document:
             entry.errors = errors
         return errors
@@ -137,6 +183,13 @@ class DocumentCache(SchemaExtension):
                     ctx.query, self.max_tokens, self.max_query_bytes
                 )
         yield
+        # Strawberry's parse failed (it reports the error as it is): say which kind.
+        for error in ctx.pre_execution_errors or ():
+            if isinstance(error, GraphQLSyntaxError) and error_code_of(error) is None:
+                too_large = over_limits(
+                    ctx.query or "", error, self.max_tokens, self.max_query_bytes
+                )
+                tagged(error, QUERY_TOO_LARGE if too_large else PARSE_FAILED)
 
     def on_validate(self) -> Iterator[None]:
         ctx = self.execution_context
