@@ -71,9 +71,9 @@ TARGETS = [
         ["tests/reliability/test_consistency_wait.py"],
     ),
     Target(
-        "api/http/view.py",
+        "api/http/operation.py",
         ["tests/reliability/test_consistency_wait.py"],
-        names=["api.http.view.x__await_consistency__mutmut_*"],
+        names=["api.http.operation.x_await_consistency__mutmut_*"],
     ),
     # Authorization: the rule itself, and the resolvers that call it, run in process by
     # tests/integration/test_authorization_in_process.py (the end-to-end tests run them in

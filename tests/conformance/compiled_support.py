@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from api.auth import make_token
-from api.http.view import COMPILED_READS_HEADER
+from api.http.operation import COMPILED_READS_HEADER
 from tests.conftest import (
     ROOT,
     TEST_SECRET,

@@ -10,7 +10,7 @@ reads the runner's memory, is never cached; cached answers carry a fresh
 Where a test needs to know that an answer really came from the cache, it reads the hit
 and miss counters at /metrics (this server's own, nobody else asks it anything).
 
-Mechanisms under test: api.http.response_cache with api.http.view (lookup before executing, put
+Mechanisms under test: api.http.response_cache with api.http.operation (lookup before executing, put
 after), the tables recorded by projections.reads.fetch_all (DataLoader batches included), the
 runner's (generation, position) per projector, and the generation bumped by
 ``shopfront projections rebuild`` and ``retry``.

@@ -73,7 +73,7 @@ def execute(
     *,
     uncacheable: bool = False,
 ) -> None:
-    """What api.http.view does around one execution: record, read, close, put."""
+    """What api.http.operation does around one execution: record, read, close, put."""
     recording = cache.recording()
     try:
         record_tables(tables)
