@@ -101,7 +101,17 @@ def pick(pg: PostgresServer) -> phases.Picks:
             "SELECT sku FROM catalog_products ORDER BY stock_available DESC, sku "
             f"LIMIT {phases.PLACEABLE_SKUS}",
         ),
-        orders=[],  # the cluster phase reads no order detail
+        orders=[
+            (order_id, customer_id)
+            for order_id, customer_id in (
+                line.split("|")
+                for line in _column(
+                    pg,
+                    "SELECT order_id, customer_id FROM order_detail "  # psql -A: a|b
+                    f"ORDER BY order_id LIMIT {phases.HISTORY_CUSTOMERS}",
+                )
+            )
+        ],
     )
 
 
@@ -274,7 +284,7 @@ def measure_reads(run: phases.Run, pg: PostgresServer) -> Result:
         stack.callback(procs.stop, project)
         two = stack.enter_context(start_side(run, pg, "2 processes", env, 2, projector=False))
         one = stack.enter_context(start_side(run, pg, "1 process", env, 1, projector=False))
-        for _, workload, _ in phases._read_workloads(run):
+        for workload, _, _ in phases._read_workloads(run):
             mine, baseline = alternate(run, two, one, workload)
             out[workload.name] = {"ours": mine, "baseline": baseline}
     return out
