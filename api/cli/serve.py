@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import ipaddress
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -66,6 +66,7 @@ def serve(
     from starlette.applications import Starlette
 
     from api.app import build_app
+    from api.cli.workers import port_problem, run_workers
     from api.logs import configure
 
     settings = Settings()
@@ -78,6 +79,8 @@ def serve(
             or settings.startup_problem()
             or databases_problem(settings)
         )
+        if problem is None and workers > 1:
+            problem = port_problem(host, port)
         if problem is not None:
             raise RuntimeError(problem)
         # Several workers: each process builds its own app from the environment.
@@ -87,10 +90,7 @@ def serve(
         raise typer.Exit(2) from None
     console.print(f"Shopfront on http://{host}:{port}/graphql ({settings.env})")
     tune_garbage_collector(settings.gc_young_threshold)
-    uvicorn.run(
-        app,
-        factory=workers > 1,
-        workers=workers if workers > 1 else None,
+    options: dict[str, Any] = dict(
         host=host,
         port=port,
         log_level=settings.log_level,
@@ -106,3 +106,7 @@ def serve(
         proxy_headers=settings.forwarded_allow_ips is not None,
         forwarded_allow_ips=settings.forwarded_allow_ips or "",
     )
+    if isinstance(app, str):
+        run_workers(app, workers, **options)  # one listening socket per worker
+    else:
+        uvicorn.run(app, **options)
