@@ -122,7 +122,7 @@ def postmaster_pid(pg: PostgresServer) -> int:
 def cpu_snapshot(groups: Collection[int], postmaster: int) -> tuple[dict[int, float], float]:
     """CPU seconds used so far by each process of ``groups`` (uvicorn's workers are
     children of the process the bench started, in its group), and by PostgreSQL (the
-    postmaster and its backends)."""
+    postmaster and its backends, those that exited included)."""
     ticks = os.sysconf("SC_CLK_TCK")
     side: dict[int, float] = {}
     postgres = 0.0
@@ -137,6 +137,10 @@ def cpu_snapshot(groups: Collection[int], postmaster: int) -> tuple[dict[int, fl
             side[pid] = seconds
         elif postmaster in (pid, parent):
             postgres += seconds
+        if pid == postmaster:
+            # Backends that exited since (a pool's connection closed): their CPU moved
+            # to the postmaster's children's time (cutime, cstime) when it reaped them.
+            postgres += (int(fields[13]) + int(fields[14])) / ticks
     return side, postgres
 
 
