@@ -19,6 +19,7 @@ from api.graphql.schema import build_schema
 SCHEMA = build_schema()._schema
 NODE_TYPES = ("Order", "Product", "Customer")
 MAX_DEPTH = 5
+MAX_SPREADS = 2  # fragments within fragments on one level
 
 
 def _query_type() -> GraphQLObjectType:
@@ -93,17 +94,22 @@ class _Builder:
             self.variables[name] = self.draw(st.booleans())
         return f" @{kind}(if: ${name})"
 
-    def selection(self, type_name: str, depth: int) -> str:
+    def selection(self, type_name: str, depth: int, spreads: int = 0) -> str:
         items = [
-            self.item(type_name, depth)
+            self.item(type_name, depth, spreads)
             for _ in range(self.draw(st.integers(min_value=1, max_value=4)))
         ]
         return "{ " + " ".join(items) + " }"
 
-    def item(self, type_name: str, depth: int) -> str:
+    def item(self, type_name: str, depth: int, spreads: int = 0) -> str:
+        """A field, or (at most MAX_SPREADS deep on one level) an inline or named
+        fragment: a fragment stays on its level, and without a bound each level's
+        fragments beget as many fragments again on average (huge documents, most of the
+        generation time)."""
         graphql_type = SCHEMA.get_type(type_name)
         assert isinstance(graphql_type, GraphQLObjectType | GraphQLInterfaceType)
-        kind = self.draw(st.sampled_from(["field", "field", "field", "inline", "named"]))
+        kinds = ["field", "field", "field", "inline", "named"]
+        kind = self.draw(st.sampled_from(kinds if spreads < MAX_SPREADS else kinds[:3]))
         conditions = [type_name]
         if type_name == "Node":
             conditions = list(NODE_TYPES)
@@ -112,12 +118,13 @@ class _Builder:
         if kind == "inline" and depth < MAX_DEPTH:
             condition = self.draw(st.sampled_from([*conditions, None]))
             on = "" if condition is None else f" on {condition}"
-            return f"...{on}{self.directive()} {self.selection(condition or type_name, depth)}"
+            inner = self.selection(condition or type_name, depth, spreads + 1)
+            return f"...{on}{self.directive()} {inner}"
         if kind == "named" and depth < MAX_DEPTH:
             condition = self.draw(st.sampled_from(conditions))
             name = self.fresh("F")
             self.fragments.append(
-                f"fragment {name} on {condition} {self.selection(condition, depth)}"
+                f"fragment {name} on {condition} {self.selection(condition, depth, spreads + 1)}"
             )
             return f"...{name}{self.directive()}"
         fields = [
