@@ -75,8 +75,9 @@ def main(argv: list[str] | None = None) -> None:
     once = engines.once(cfg.phases)
     for name, engine in engines.left_out(cfg.phases, cfg.db):
         phases.log(f"phase {name} is not measured on {engines.LABELS[engine]}")
-    # The cluster phase seeds PostgreSQL itself: alone, it needs no SQLite data set.
-    on_sqlite = any(name != "cluster" for name in (*plan.get("sqlite", ()), *once))
+    # The cluster phase seeds PostgreSQL itself: alone, it needs no SQLite data set (the
+    # per-engine phases on PostgreSQL load the SQLite one's rows).
+    on_sqlite = any(name != "cluster" for name in cfg.phases)
     meta: dict[str, Any] | None = None
     if on_sqlite:
         phases.log(f"data set {sizes.key}: seeding (or reusing) under {dataset.CACHE / 'data'}")
@@ -133,8 +134,8 @@ def main(argv: list[str] | None = None) -> None:
         )
     if pg_meta:
         print(
-            f"PostgreSQL data set: the same sizes and random seed, {pg_meta['events']:,} events "
-            f"(seeded in {pg_meta['seconds']} s; PostgreSQL {pg_meta['postgresql']})"
+            f"PostgreSQL data set: the SQLite data set's rows, {pg_meta['events']:,} events "
+            f"(loaded in {pg_meta['seconds']} s; PostgreSQL {pg_meta['postgresql']})"
         )
     if "cluster" in cfg.phases:
         print(
