@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     pg_meta: dict[str, object] = {}
     try:
         measure(run, plan.get("sqlite", ()), results)
-        if "postgresql" in plan:
+        if plan.get("postgresql"):
             try:
                 with on_postgresql.prepared(run) as (pg_run, pg_meta):
                     measure(pg_run, plan["postgresql"], results_pg)
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     counts = (cfg.subscribers, cfg.idle_subscriptions, cfg.connections)
     rows = report.rows(results, *counts)
     print()
-    if "postgresql" in plan:
+    if plan.get("postgresql"):
         per_engine = {
             "sqlite": report.rows({k: v for k, v in results.items() if k not in once}, *counts),
             "postgresql": report.rows(results_pg, *counts),
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     if on_sqlite:
         for line in report.commands(sizes, cfg.connections, cfg.duration):
             print(f"  {line}")
-    if "postgresql" in plan:
+    if plan.get("postgresql"):
         for line in on_postgresql.commands(cfg):
             print(f"  {line}")
     if "cluster" in cfg.phases:
