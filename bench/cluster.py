@@ -62,30 +62,19 @@ def _shopfront(run: phases.Run, args: list[str], env: Mapping[str, str], log: Pa
         )
 
 
-def seed(
-    run: phases.Run,
-    pg: PostgresServer,
-    counts: tuple[int, int, int] | None = None,
-    log_name: str = "cluster-seed.log",
-) -> float:
-    """Create, migrate and seed the two databases through the CLI with ``counts``
-    (customers, products, orders; default: the cluster's sizes); seconds it took."""
+def seed(run: phases.Run, pg: PostgresServer) -> float:
+    """Create, migrate and seed the two databases through the CLI; seconds it took."""
     cfg = run.cfg
-    customers, products, orders = counts or (
-        cfg.cluster_customers,
-        cfg.cluster_products,
-        cfg.cluster_orders,
-    )
     started = time.monotonic()
     for name in SEEDED:
         pg.create_database(name)
     env = database_env(pg, *SEEDED)
-    log = run.logs / log_name
+    log = run.logs / "cluster-seed.log"
     _shopfront(run, ["migrate"], env, log)
     sizes = (
-        ("--customers", customers),
-        ("--products", products),
-        ("--orders", orders),
+        ("--customers", cfg.cluster_customers),
+        ("--products", cfg.cluster_products),
+        ("--orders", cfg.cluster_orders),
         ("--random-seed", cfg.random_seed),
     )
     _shopfront(run, ["seed", *(str(part) for pair in sizes for part in pair)], env, log)
