@@ -42,7 +42,8 @@ lint: install
 	$(BIN)/shopfront schema diff
 
 ## Measure the performance figures of docs/performance.md (10-20 min; the seeded data set
-## is cached under var/bench/). Not part of `make test`. Options: make bench BENCH_ARGS="--help"
+## is cached under var/bench/). Not part of `make test`. Options: make bench BENCH_ARGS="--help";
+## the rows on PostgreSQL next to SQLite's: BENCH_DB=both make bench (or postgresql)
 bench: install
 	$(BIN)/python -m bench $(BENCH_ARGS)
 

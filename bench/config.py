@@ -33,6 +33,7 @@ class Config:
     cluster_products: int = 200
     cluster_orders: int = 5_000
     loadgen: str = "auto"  # auto (wrk if installed), wrk, python
+    db: str = "sqlite"  # sqlite, postgresql, both: the engine(s) of the per-engine phases
     profile: bool = False  # py-spy the server during one extra, uncounted round
     phases: tuple[str, ...] = PHASES
     phase_timeout: float = 1200.0
@@ -85,6 +86,14 @@ def parse(argv: list[str] | None = None) -> Config:
                 flag,
                 default=_env(name, ",".join(PHASES)),
                 help=f"comma-separated subset of {','.join(PHASES)} (default: all)",
+            )
+        elif name == "db":
+            parser.add_argument(
+                flag,
+                default=_env(name, default),
+                choices=["sqlite", "postgresql", "both"],
+                help="database engine(s) the phases run on, each row printed per engine "
+                "(cluster runs once, on its own PostgreSQL; default %(default)s)",
             )
         elif name == "loadgen":
             parser.add_argument(

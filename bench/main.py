@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
-from bench import cluster, config, dataset, loadgen, phases, procs, report
+from bench import cluster, config, dataset, engines, loadgen, on_postgresql, phases, procs, report
 
 
 class PhaseTimeout(Exception):
@@ -39,6 +39,24 @@ def time_limit(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+def measure(run: phases.Run, names: tuple[str, ...], results: dict[str, Any]) -> None:
+    """Run the phases ``names`` on ``run``'s engine, each under the time limit; a phase
+    that fails records its error and the others go on."""
+    for name in names:
+        phases.log(f"phase {name} on {run.engine} (load average {procs.load_average()})")
+        began = time.monotonic()
+        try:
+            with time_limit(run.cfg.phase_timeout):
+                results[name] = phases.PHASES[name](run)
+        except Exception as error:
+            traceback.print_exc()
+            results[name] = {"error": f"{type(error).__name__}: {error}"}
+        finally:
+            procs.stop_all()
+        results[name]["phase_seconds"] = round(time.monotonic() - began, 1)
+        results[name]["load_average_after"] = procs.load_average()
+
+
 def main(argv: list[str] | None = None) -> None:
     cfg = config.parse(argv)
     signal.signal(signal.SIGTERM, _on_term)
@@ -53,7 +71,12 @@ def main(argv: list[str] | None = None) -> None:
     sizes = dataset.Sizes(cfg.customers, cfg.products, cfg.orders, cfg.random_seed)
     work = dataset.CACHE / "run"
     shutil.rmtree(work, ignore_errors=True)
-    # The cluster phase seeds PostgreSQL itself: alone, it needs no SQLite data set.
+    plan = engines.per_engine(cfg.phases, cfg.db)
+    once = engines.once(cfg.phases)
+    for name, engine in engines.left_out(cfg.phases, cfg.db):
+        phases.log(f"phase {name} is not measured on {engines.LABELS[engine]}")
+    # The cluster phase seeds PostgreSQL itself: alone, it needs no SQLite data set (the
+    # per-engine phases on PostgreSQL load the SQLite one's rows).
     on_sqlite = any(name != "cluster" for name in cfg.phases)
     meta: dict[str, Any] | None = None
     if on_sqlite:
@@ -69,32 +92,50 @@ def main(argv: list[str] | None = None) -> None:
         source, reused, picks = work / "db", False, phases.Picks([], [], [], [], [])
     run = phases.Run(cfg, source, work, picks)
     results: dict[str, Any] = {}
+    results_pg: dict[str, Any] = {}
+    pg_meta: dict[str, object] = {}
     try:
-        for name in cfg.phases:
-            phases.log(f"phase {name} (load average {procs.load_average()})")
-            began = time.monotonic()
+        measure(run, plan.get("sqlite", ()), results)
+        if plan.get("postgresql"):
             try:
-                with time_limit(cfg.phase_timeout):
-                    results[name] = phases.PHASES[name](run)
-            except Exception as error:
+                with on_postgresql.prepared(run) as (pg_run, pg_meta):
+                    measure(pg_run, plan["postgresql"], results_pg)
+            except Exception as error:  # no server, seeding failed: every row says so
                 traceback.print_exc()
-                results[name] = {"error": f"{type(error).__name__}: {error}"}
-            finally:
-                procs.stop_all()
-            results[name]["phase_seconds"] = round(time.monotonic() - began, 1)
-            results[name]["load_average_after"] = procs.load_average()
+                failed = {"error": f"PostgreSQL: {type(error).__name__}: {error}"}
+                for name in plan["postgresql"]:
+                    results_pg.setdefault(name, dict(failed))
+        measure(run, once, results)
     finally:
         procs.stop_all()
     machine["load average at end"] = procs.load_average()
-    rows = report.rows(results, cfg.subscribers, cfg.idle_subscriptions, cfg.connections)
+    counts = (cfg.subscribers, cfg.idle_subscriptions, cfg.connections)
+    rows = report.rows(results, *counts)
     print()
-    print(report.table(rows))
+    if plan.get("postgresql"):
+        per_engine = {
+            "sqlite": report.rows({k: v for k, v in results.items() if k not in once}, *counts),
+            "postgresql": report.rows(results_pg, *counts),
+        }
+        shown = {engine: per_engine[engine] for engine in plan}
+        print(engines.table(engines.pair(shown), list(shown)))
+        once_rows = report.rows({k: v for k, v in results.items() if k in once}, *counts)
+        if once_rows:
+            print()
+            print(report.table(once_rows))
+    else:
+        print(report.table(rows))
     print()
     if meta is not None:
         print(
             f"data set: {cfg.customers:,} customers, {cfg.products:,} products, "
             f"{cfg.orders:,} orders, {meta['events']:,} events "
             f"({'reused' if reused else 'seeded'}: {source})"
+        )
+    if pg_meta:
+        print(
+            f"PostgreSQL data set: the SQLite data set's rows, {pg_meta['events']:,} events "
+            f"(loaded in {pg_meta['seconds']} s; PostgreSQL {pg_meta['postgresql']})"
         )
     if "cluster" in cfg.phases:
         print(
@@ -106,6 +147,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"command: {report.command()}")
     if on_sqlite:
         for line in report.commands(sizes, cfg.connections, cfg.duration):
+            print(f"  {line}")
+    if plan.get("postgresql"):
+        for line in on_postgresql.commands(cfg):
             print(f"  {line}")
     if "cluster" in cfg.phases:
         for line in cluster.commands(cfg):
@@ -121,6 +165,8 @@ def main(argv: list[str] | None = None) -> None:
                 "machine": machine,
                 "command": report.command(),
                 "results": results,
+                "results_postgresql": results_pg,
+                "dataset_postgresql": pg_meta,
                 "table": [dataclasses.asdict(r) for r in rows],
             },
             indent=2,

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import json
 import math
 import random
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ import httpx
 import sqlalchemy as sa
 
 from api.auth import make_token
-from bench import dataset, history, loadgen, procs, profile, raw_writes, servers
+from bench import dataset, history, loadgen, procs, profile, raw_writes, raw_writes_pg, servers
 from bench.config import Config
 from bench.loadgen import MARKER, Entry, LoadResult, Workload
 from bench.screens import (
@@ -43,6 +44,7 @@ from bench.screens import (
 )
 from projections.read_tables import metadata as read_metadata
 from projections.registry import PROJECTORS
+from tests.servers import PostgresServer
 
 Result = dict[str, Any]
 TOKEN_TTL = dt.timedelta(hours=12)
@@ -50,6 +52,8 @@ HISTORY_CUSTOMERS = 256
 PLACEABLE_SKUS = 200
 RESTOCK = 100_000
 SUBSCRIBERS_PER_PROCESS = 2_500
+# The PostgreSQL databases of a run on that engine (bench/on_postgresql.py seeds them).
+PG_WRITE, PG_READ, PG_RAW_WRITE = "bench_write", "bench_read", "bench_raw_write"
 
 
 def log(message: str) -> None:
@@ -108,6 +112,25 @@ class Run:
     work: Path  # var/bench/run: working copies, logs, scripts
     picks: Picks
     pids: dict[str, int] = dataclasses.field(default_factory=dict)  # base URL -> server pid
+    pg: PostgresServer | None = None  # set: the phases run on its databases, not SQLite's
+
+    @property
+    def engine(self) -> str:
+        return "sqlite" if self.pg is None else "postgresql"
+
+    def db_env(self) -> dict[str, str]:
+        """Shopfront's database settings on this run's engine."""
+        if self.pg is None:
+            return dataset.db_env(self.folder)
+        return {
+            "SHOPFRONT_WRITE_DATABASE_URL": self.pg.url(PG_WRITE),
+            "SHOPFRONT_READ_DATABASE_URL": self.pg.url(PG_READ),
+        }
+
+    def count_orders(self) -> int:
+        if self.pg is None:
+            return _count_orders(self.folder / "write.db")
+        return raw_writes_pg.count_orders(self.pg.url(PG_WRITE))
 
     @property
     def folder(self) -> Path:
@@ -324,13 +347,15 @@ def phase_reads(run: Run) -> Result:
     has a plan) against the plain and the bare route, in turning rounds; then the order
     history screen uncached on the Strawberry executor (compiled reads off); then
     Shopfront as configured by default (response cache on) against the plain route."""
-    plain_server, plain = servers.start_baseline(run.folder, run.logs / "baseline.log")
+    plain_server, plain = servers.start_baseline(
+        run.db_env()["SHOPFRONT_READ_DATABASE_URL"], run.logs / "baseline.log"
+    )
     run.pids[plain] = plain_server.pid
     out: Result = {}
     try:
         for variant, extra_env, screens in READ_VARIANTS:
             server, base = servers.start_shopfront(
-                run.folder, run.logs / f"shopfront-reads{variant}.log", **extra_env
+                run.folder, run.logs / f"shopfront-reads{variant}.log", **run.db_env(), **extra_env
             )
             run.pids[base] = server.pid
             try:
@@ -410,9 +435,21 @@ def _count_orders(path: Path) -> int:
         conn.close()
 
 
-def phase_writes(run: Run) -> Result:
-    rng = random.Random(7)
-    plan = _order_plan(run, 2000, rng)
+RAW_LABEL = {"sqlite": "raw sqlite3", "postgresql": "raw psycopg"}
+RawPlace = Callable[
+    [Sequence[str], Sequence[Sequence[tuple[str, int]]], float, random.Random], tuple[int, float]
+]
+
+
+def _raw_writes_baseline(run: Run) -> RawPlace:
+    """The raw placeOrder baseline on its own copy of the seeded write model, restocked
+    as Shopfront's copy is: a function placing orders for some seconds."""
+    if run.pg is not None:
+        url = run.pg.url(PG_RAW_WRITE)
+        run.pg.sql(f'DROP DATABASE IF EXISTS "{PG_RAW_WRITE}"')
+        run.pg.create_database(PG_RAW_WRITE, template=PG_WRITE)
+        raw_writes_pg.restock(url, run.picks.placeable, RESTOCK)
+        return functools.partial(raw_writes_pg.run, url)
     raw_folder = run.work / "raw"
     shutil.rmtree(raw_folder, ignore_errors=True)
     raw_folder.mkdir(parents=True)
@@ -422,7 +459,16 @@ def phase_writes(run: Run) -> Result:
             "UPDATE products SET stock_on_hand = stock_on_hand + ? WHERE sku = ?",
             [(RESTOCK, sku) for sku in run.picks.placeable],
         )
-    server, base = servers.start_shopfront(run.folder, run.logs / "shopfront-writes.log")
+    return functools.partial(raw_writes.run, raw_folder / "write.db")
+
+
+def phase_writes(run: Run) -> Result:
+    rng = random.Random(7)
+    plan = _order_plan(run, 2000, rng)
+    raw_place = _raw_writes_baseline(run)
+    server, base = servers.start_shopfront(
+        run.folder, run.logs / "shopfront-writes.log", **run.db_env()
+    )
     run.pids[base] = server.pid
     cpu: list[float] = []
     try:
@@ -435,28 +481,26 @@ def phase_writes(run: Run) -> Result:
         raw_customers = [c for c, _ in plan]
         raw_orders = [lines for _, lines in plan]
         _load(run, base, workload, run.cfg.warmup)
-        raw_writes.run(raw_folder / "write.db", raw_customers, raw_orders, run.cfg.warmup, rng)
+        raw_place(raw_customers, raw_orders, run.cfg.warmup, rng)
         http: list[LoadResult] = []
         raw: list[tuple[int, float]] = []
         placed = 0
         for r in range(run.cfg.rounds):
             for side in ("ours", "baseline") if r % 2 == 0 else ("baseline", "ours"):
                 if side == "ours":
-                    before = _count_orders(run.folder / "write.db")
+                    before = run.count_orders()
                     result = _load(run, base, workload, run.cfg.duration, cpu)
-                    placed += _count_orders(run.folder / "write.db") - before
+                    placed += run.count_orders() - before
                     http.append(result)
                     log(
                         f"  placeOrder over HTTP: {result.rps:.0f}/s (p99 {result.p99_ms:.0f} ms, "
                         f"server CPU {cpu[-1]:.2f} cores, load {procs.load_average()})"
                     )
                 else:
-                    done, secs = raw_writes.run(
-                        raw_folder / "write.db", raw_customers, raw_orders, run.cfg.duration, rng
-                    )
+                    done, secs = raw_place(raw_customers, raw_orders, run.cfg.duration, rng)
                     raw.append((done, secs))
                     load = procs.load_average()
-                    log(f"  placeOrder raw sqlite3: {done / secs:.0f}/s (load {load})")
+                    log(f"  placeOrder {RAW_LABEL[run.engine]}: {done / secs:.0f}/s (load {load})")
         ours = _summary(http, cpu)
         ours["orders_committed"] = placed
         ours["profile"] = maybe_profile(run, base, workload)
@@ -467,6 +511,7 @@ def phase_writes(run: Run) -> Result:
                 "rps": statistics.median(raw_rates),
                 "rounds_rps": [round(x, 1) for x in raw_rates],
                 "orders": sum(done for done, _ in raw),
+                "label": RAW_LABEL[run.engine],
             },
             "connections": run.cfg.connections,
         }
@@ -703,7 +748,9 @@ def _profile_deliveries(
 
 def phase_latency(run: Run) -> Result:
     cfg, rng = run.cfg, random.Random(11)
-    server, base = servers.start_shopfront(run.folder, run.logs / "shopfront-latency.log")
+    server, base = servers.start_shopfront(
+        run.folder, run.logs / "shopfront-latency.log", **run.db_env()
+    )
     try:
         _restock(base, run)
         n = cfg.subscribers
@@ -726,7 +773,9 @@ def phase_latency(run: Run) -> Result:
 
 def phase_memory(run: Run) -> Result:
     n = run.cfg.idle_subscriptions
-    server, base = servers.start_shopfront(run.folder, run.logs / "shopfront-memory.log")
+    server, base = servers.start_shopfront(
+        run.folder, run.logs / "shopfront-memory.log", **run.db_env()
+    )
     ws_url = base.replace("http://", "ws://") + "/graphql"
     pool = run.picks.customers
     try:

@@ -129,7 +129,8 @@ def rows(results: dict[str, Any], subscribers: int, idle: int, connections: int)
     figure = f"`placeOrder` mutations/s over HTTP ({connections} concurrent clients)"
     if isinstance(writes, dict) and "error" not in writes:
         row = _ratio_row(figure, writes["ours"]["rps"], writes["baseline"]["rps"], 0.5)
-        out.append(dataclasses.replace(row, baseline=f"{row.baseline} (raw sqlite3)"))
+        label = writes["baseline"].get("label", "raw sqlite3")
+        out.append(dataclasses.replace(row, baseline=f"{row.baseline} ({label})"))
     elif writes is not None:
         out.append(_failed(figure, writes["error"], ">= 0.5"))
     rebuild = results.get("rebuild")

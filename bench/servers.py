@@ -9,7 +9,7 @@ import urllib.request
 from pathlib import Path
 
 from bench import procs
-from bench.dataset import db_env, sqlite_url
+from bench.dataset import db_env
 
 JWT_SECRET = "bench-secret-" + "x" * 40  # loopback only; tokens are made by the bench
 METRICS_TOKEN = "bench-metrics-" + "m" * 32  # /metrics is served in prod only to this bearer
@@ -65,10 +65,11 @@ def start_shopfront(
     return process, base
 
 
-def start_baseline(folder: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_baseline(read_url: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """The plain-Starlette baseline reading the read database at ``read_url``."""
     port = procs.free_port()
     env = {
-        "BENCH_READ_DATABASE_URL": sqlite_url(folder / "read.db"),
+        "BENCH_READ_DATABASE_URL": read_url,
         "BENCH_JWT_SECRET": JWT_SECRET,
     }
     process = procs.start(baseline_command(port), env=env, log=log)
