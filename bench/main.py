@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
-from bench import cluster, config, dataset, loadgen, phases, procs, report
+from bench import bus, cluster, config, dataset, loadgen, phases, procs, report
 
 
 class PhaseTimeout(Exception):
@@ -53,8 +53,8 @@ def main(argv: list[str] | None = None) -> None:
     sizes = dataset.Sizes(cfg.customers, cfg.products, cfg.orders, cfg.random_seed)
     work = dataset.CACHE / "run"
     shutil.rmtree(work, ignore_errors=True)
-    # The cluster phase seeds PostgreSQL itself: alone, it needs no SQLite data set.
-    on_sqlite = any(name != "cluster" for name in cfg.phases)
+    # The cluster and bus phases seed PostgreSQL themselves: they need no SQLite data set.
+    on_sqlite = any(name not in ("cluster", "bus") for name in cfg.phases)
     meta: dict[str, Any] | None = None
     if on_sqlite:
         phases.log(f"data set {sizes.key}: seeding (or reusing) under {dataset.CACHE / 'data'}")
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
             began = time.monotonic()
             try:
                 with time_limit(cfg.phase_timeout):
-                    results[name] = phases.PHASES[name](run)
+                    results[name] = {**phases.PHASES, "bus": bus.phase_bus}[name](run)
             except Exception as error:
                 traceback.print_exc()
                 results[name] = {"error": f"{type(error).__name__}: {error}"}
@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
         procs.stop_all()
     machine["load average at end"] = procs.load_average()
     rows = report.rows(results, cfg.subscribers, cfg.idle_subscriptions, cfg.connections)
+    rows += bus.rows(results.get("bus"), cfg.subscribers)
     print()
     print(report.table(rows))
     print()
