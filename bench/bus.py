@@ -32,7 +32,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from bench import cluster, phases, procs, servers
+from bench import cluster, phases, procs, profile, servers
 from bench.report import Row
 from tests.servers import PostgresServer, RedisServer, postgres_server, redis_server
 
@@ -124,10 +124,12 @@ def measure_latency(
     customers: Sequence[str],
     plan: Plan,
     rate: float,
+    profiled: Mapping[str, int] | None = None,
 ) -> Result:
     """One subscription per entry of ``customers``, dealt evenly over the API processes
     at ``bases``; ``plan`` sent at ``rate`` (alternating over them); each delivery timed
-    from the change's commit (its ``occurredAt``) to its arrival."""
+    from the change's commit (its ``occurredAt``) to its arrival. ``profiled``: processes
+    (by name) sampled with py-spy while the plan is sent (--profile; counted run)."""
     tokens = {c: run.token(c) for c in set(customers)}
     opened: list[phases.Subscribers] = []
     try:
@@ -146,8 +148,11 @@ def measure_latency(
                 f"({subscribers.failed} failed), {live} live there"
             )
         time.sleep(1.0)
+        seconds = len(plan) / rate + 2.0
+        samplers = _start_profiles(run, name, profiled or {}, seconds)
         sent = _place_split(run, bases, plan, rate)
         time.sleep(2.0)  # let the last deliveries arrive
+        profiles = _profiles(samplers, seconds)
     finally:
         messages = [m for subscribers in opened for m in phases.close_subscribers(subscribers)]
     placed = [r.get("order") is not None for r in sent]
@@ -157,6 +162,7 @@ def measure_latency(
         failed_to_open=sum(s.failed for s in opened),
         rate=rate,
         processes=len(bases),
+        profiles=profiles,
     )
     phases.log(
         f"{name}: {result['delivered']}/{result['expected']} delivered, p50 "
@@ -165,11 +171,43 @@ def measure_latency(
     return result
 
 
+Samplers = dict[str, tuple[Any, Any]]
+
+
+def _start_profiles(
+    run: phases.Run, name: str, pids: Mapping[str, int], seconds: float
+) -> Samplers:
+    out: Samplers = {}
+    for who, pid in pids.items():
+        folded = run.work / "profiles" / f"{name}-{who}.txt"
+        sampler = profile.start(pid, seconds, folded)
+        if sampler is None:
+            phases.log("  --profile: py-spy is not installed (.venv/bin/pip install py-spy)")
+            return out
+        out[who] = (sampler, folded)
+    return out
+
+
+def _profiles(samplers: Samplers, seconds: float) -> Result:
+    out: Result = {}
+    for who, (sampler, folded) in samplers.items():
+        try:
+            sampler.wait(seconds + 60)
+        finally:
+            procs.stop(sampler)
+        summary: Result = profile.summarize(folded) if folded.exists() else {"samples": 0}
+        summary["folded_stacks"] = str(folded)
+        phases.log(f"  profile of {who}: {profile.describe(summary)}")
+        out[who] = summary
+    return out
+
+
 @contextmanager
 def start_side(
     run: phases.Run, pg: PostgresServer, redis: RedisServer, spec: SideSpec
-) -> Iterator[list[str]]:
-    """The side's processes on its own copy of the seeded databases; the API base URLs."""
+) -> Iterator[tuple[list[str], dict[str, int]]]:
+    """The side's processes on its own copy of the seeded databases: the API base URLs,
+    and every process's pid by name."""
     slug = spec.name.replace(" ", "-").replace(",", "").replace("+", "and")
     write, read = (name.replace("bench", slug.replace("-", "_")) for name in cluster.SEEDED)
     for copy, template in ((write, cluster.SEEDED[0]), (read, cluster.SEEDED[1])):
@@ -188,6 +226,7 @@ def start_side(
                 log=run.logs / f"bus-{slug}-project.log",
             )
             stack.callback(procs.stop, project)
+        pids = {"project": project.pid} if spec.project else {}
         bases = []
         for index, role in enumerate(spec.apis):
             port = procs.free_port()
@@ -200,7 +239,8 @@ def start_side(
             base = f"http://127.0.0.1:{port}"
             procs.wait_http(base + "/readyz", api)
             bases.append(base)
-        yield bases
+            pids[f"api{index} ({role})"] = api.pid
+        yield bases, pids
 
 
 def measure_side(run: phases.Run, pg: PostgresServer, redis: RedisServer, spec: SideSpec) -> Result:
@@ -211,12 +251,13 @@ def measure_side(run: phases.Run, pg: PostgresServer, redis: RedisServer, spec: 
         random.Random(11),
     )  # fmt: skip
     phases.log(f"bus: {spec.name} (load {procs.load_average()})")
-    with start_side(run, pg, redis, spec) as bases:
+    with start_side(run, pg, redis, spec) as (bases, pids):
+        profiled = pids if cfg.profile else None
         phases._restock(bases[0], run)
         slug = "bus-" + str(SIDES.index(spec))
-        each = measure_latency(run, bases, slug + "-each", own, plan, cfg.latency_rate)
+        each = measure_latency(run, bases, slug + "-each", own, plan, cfg.latency_rate, profiled)
         fanned = measure_latency(
-            run, bases, slug + "-broadcast", fan, broadcast, cfg.broadcast_rate
+            run, bases, slug + "-broadcast", fan, broadcast, cfg.broadcast_rate, profiled
         )
     return {"one_each": each, "broadcast": fanned, "load_average": procs.load_average()}
 
@@ -278,3 +319,19 @@ def rows(result: Mapping[str, Any] | None, subscribers: int) -> list[Row]:
                 )
             )
     return out
+
+
+def commands() -> list[str]:
+    """How the bus phase's processes were started (ports are picked at run time)."""
+    return [
+        "bus PostgreSQL and Redis: tests/servers.py postgres_server(), redis_server(); "
+        "seeded as the cluster phase (--cluster-* sizes, at least --subscribers customers), "
+        "each side on its own CREATE DATABASE ... TEMPLATE copy",
+        f"bus processes: the cluster processes' settings, SHOPFRONT_PROJECTION_POLL_INTERVAL="
+        f"{POLL_INTERVAL}, SHOPFRONT_REDIS_URL=redis://127.0.0.1:PORT/0 on the 2-process sides",
+        "bus 1 process: .venv/bin/shopfront serve (SHOPFRONT_PROJECTORS=inline), no Redis",
+        "bus 2 processes, projectors inline in one: .venv/bin/shopfront serve twice, "
+        "SHOPFRONT_PROJECTORS=inline and =off",
+        "bus 2 processes + shopfront project: .venv/bin/shopfront serve twice with "
+        "SHOPFRONT_PROJECTORS=off, and .venv/bin/shopfront project",
+    ]

@@ -111,6 +111,9 @@ def main(argv: list[str] | None = None) -> None:
     if "cluster" in cfg.phases:
         for line in cluster.commands(cfg):
             print(f"  {line}")
+    if "bus" in cfg.phases:
+        for line in bus.commands():
+            print(f"  {line}")
     print(f"took: {time.time() - started:.0f} s")
     out = cfg.out or dataset.CACHE / "results" / time.strftime("%Y%m%d-%H%M%S.json")
     out.parent.mkdir(parents=True, exist_ok=True)
