@@ -7,7 +7,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-PHASES = ("history", "reads", "writes", "latency", "memory", "rebuild", "cluster")
+PHASES = ("history", "reads", "writes", "latency", "memory", "rebuild", "cluster", "bus")
 
 
 @dataclasses.dataclass(frozen=True)

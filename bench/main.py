@@ -13,7 +13,18 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
-from bench import cluster, config, dataset, engines, loadgen, on_postgresql, phases, procs, report
+from bench import (
+    bus,
+    cluster,
+    config,
+    dataset,
+    engines,
+    loadgen,
+    on_postgresql,
+    phases,
+    procs,
+    report,
+)
 
 
 class PhaseTimeout(Exception):
@@ -47,7 +58,7 @@ def measure(run: phases.Run, names: tuple[str, ...], results: dict[str, Any]) ->
         began = time.monotonic()
         try:
             with time_limit(run.cfg.phase_timeout):
-                results[name] = phases.PHASES[name](run)
+                results[name] = {**phases.PHASES, "bus": bus.phase_bus}[name](run)
         except Exception as error:
             traceback.print_exc()
             results[name] = {"error": f"{type(error).__name__}: {error}"}
@@ -75,9 +86,9 @@ def main(argv: list[str] | None = None) -> None:
     once = engines.once(cfg.phases)
     for name, engine in engines.left_out(cfg.phases, cfg.db):
         phases.log(f"phase {name} is not measured on {engines.LABELS[engine]}")
-    # The cluster phase seeds PostgreSQL itself: alone, it needs no SQLite data set (the
-    # per-engine phases on PostgreSQL load the SQLite one's rows).
-    on_sqlite = any(name != "cluster" for name in cfg.phases)
+    # The cluster and bus phases seed PostgreSQL themselves: alone, they need no SQLite
+    # data set (the per-engine phases on PostgreSQL load the SQLite one's rows).
+    on_sqlite = any(name not in ("cluster", "bus") for name in cfg.phases)
     meta: dict[str, Any] | None = None
     if on_sqlite:
         phases.log(f"data set {sizes.key}: seeding (or reusing) under {dataset.CACHE / 'data'}")
@@ -111,6 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     machine["load average at end"] = procs.load_average()
     counts = (cfg.subscribers, cfg.idle_subscriptions, cfg.connections)
     rows = report.rows(results, *counts)
+    rows += bus.rows(results.get("bus"), cfg.subscribers)
     print()
     if plan.get("postgresql"):
         per_engine = {
@@ -120,6 +132,7 @@ def main(argv: list[str] | None = None) -> None:
         shown = {engine: per_engine[engine] for engine in plan}
         print(engines.table(engines.pair(shown), list(shown)))
         once_rows = report.rows({k: v for k, v in results.items() if k in once}, *counts)
+        once_rows += bus.rows(results.get("bus"), cfg.subscribers)
         if once_rows:
             print()
             print(report.table(once_rows))
@@ -153,6 +166,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  {line}")
     if "cluster" in cfg.phases:
         for line in cluster.commands(cfg):
+            print(f"  {line}")
+    if "bus" in cfg.phases:
+        for line in bus.commands():
             print(f"  {line}")
     print(f"took: {time.time() - started:.0f} s")
     out = cfg.out or dataset.CACHE / "results" / time.strftime("%Y%m%d-%H%M%S.json")

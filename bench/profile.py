@@ -38,7 +38,8 @@ STAGES = (
     ("GraphQL parse + validate", "Schema._prepare_operation"),
     ("GraphQL execute (resolvers, results)", "Schema._execute_operation"),
     ("command handlers (writer thread)", "CommandBus._execute"),
-    ("projectors (projector thread)", "ProjectionRunner._step"),
+    ("projectors (projector thread)", "Tail._step"),
+    ("following the leader (projector thread)", "Tail._follow"),
     ("rest of the HTTP request", "graphql_http"),
     ("uvicorn, middleware, event loop", "uvicorn/"),
     # The async engine runs each statement's Python side in a greenlet of its own stack.

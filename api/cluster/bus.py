@@ -1,8 +1,9 @@
 """The change bus: a wake-up signal between processes over Redis, not the source of truth.
 
 What travels: after a command commits, its process publishes "the event log reaches
-position H" (the leader wakes and applies it at once instead of at its next poll); after
-the leader commits a projector step (or a rebuild, a retry), it publishes "the
+position H" (the leader wakes and applies it at once instead of at its next poll); as
+soon as the leader's order changes commit (before its own subscribers are sent them), and
+again after its whole projector step (or a rebuild, a retry), it publishes "the
 projections reached position P". Every process listens and, on a message from another
 process, runs its follower step at once (``ReadSide.signal``): it reads the checkpoints
 (positions for read-your-writes waits and ``extensions.readModel``, generations for the

@@ -112,10 +112,19 @@ class Tail:
     def _wake_up(self) -> None:
         self._wake.set()
 
-    def applied(self) -> None:
-        """This process committed projections: say so to the others (the change bus)."""
+    def applied(self, position: int | None = None) -> None:
+        """This process committed projections up to ``position`` (None: where every
+        projector is): say so to the others (the change bus)."""
         if self.on_applied is not None:
-            self.on_applied(self.position)
+            self.on_applied(self.position if position is None else position)
+
+    def _changes_committed(self, changes: Sequence[OrderChange]) -> None:
+        """The publishing projector committed ``changes``: tell the other processes first
+        (they read them from the changes table, committed with its checkpoint), then hand
+        them to this process's subscribers, whose fan-out would otherwise hold the others
+        back by its whole length. The step's end says again where every projector is."""
+        self.applied(max(change.position for change in changes))
+        self.publication.schedule(changes)
 
     @property
     def head(self) -> int:
@@ -289,7 +298,7 @@ class Tail:
 
         def publish_soon(changes: Sequence[OrderChange]) -> None:
             # On the worker thread right after the publishing projector commits.
-            loop.call_soon_threadsafe(self.publication.schedule, changes)
+            loop.call_soon_threadsafe(self._changes_committed, changes)
 
         outcome = await self._in_thread(self._step, dict(self.positions), publish_soon)
         # Every publish of this step was scheduled before the step's result reached us:

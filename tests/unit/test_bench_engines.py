@@ -14,11 +14,11 @@ def row(figure: str, ours: str, ratio: str = "1.00", met: bool | None = True) ->
     return Row(figure, ours, "100/s (plain Starlette route)", ratio, ">= 0.8", met)
 
 
-def test_sqlite_alone_runs_every_phase_and_cluster_once() -> None:
+def test_sqlite_alone_runs_every_phase_and_cluster_and_bus_once() -> None:
     assert engines.per_engine(PHASES, "sqlite") == {
         "sqlite": ("history", "reads", "writes", "latency", "memory", "rebuild")
     }
-    assert engines.once(PHASES) == ("cluster",)
+    assert engines.once(PHASES) == ("cluster", "bus")
     assert engines.left_out(PHASES, "sqlite") == []
 
 
