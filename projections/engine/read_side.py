@@ -47,6 +47,8 @@ class ReadSide(Tail):
         next poll."""
         if head is not None:
             self.high_water.observe(head)
+        # A leader reads the generations in its next step too (a retry or rebuild elsewhere).
+        self._generations_due = 0.0
         self._wake_up()
 
     def lag_ms(self, position: int) -> float:
