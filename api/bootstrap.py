@@ -95,7 +95,7 @@ class Services:
             db_wake = for_databases(
                 settings.write_database_url,
                 settings.read_database_url,
-                runner.signal,
+                runner,
                 settings.sqlite_watch_interval,
             )
             if db_wake is not None:

@@ -37,7 +37,7 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg  # type: ignore[import-untyped]
 import orjson
@@ -54,9 +54,16 @@ TIMEOUT = 2.0
 HEALTH_INTERVAL = 1.0
 RECONNECT_MAX = 2.0
 
-# What a wake-up makes this process do (``ReadSide.signal``): the log reaches at least
-# the given position (None: unknown, just look).
-Signal = Callable[[int | None], None]
+
+class Target(Protocol):
+    """What a wake-up makes this process do (``ReadSide``): ``signal``: the projections
+    moved (or unknown: after a reconnect), everyone looks now; ``log_moved``: the log
+    reaches at least ``head``, the leader steps; ``read_moved``: the SQLite read file
+    changed."""
+
+    def signal(self, head: int | None = None) -> None: ...
+    def log_moved(self, head: int | None = None) -> None: ...
+    def read_moved(self) -> None: ...
 
 
 class DbWake:
@@ -64,15 +71,31 @@ class DbWake:
 
     def __init__(
         self,
-        on_signal: Signal,
+        target: Target,
         *,
         postgres_url: str | None = None,
-        sqlite_files: tuple[str, ...] = (),
+        log_file: str | None = None,
+        read_file: str | None = None,
         watch_interval: float = 0.002,
     ) -> None:
-        self.on_signal = on_signal
+        self.target = target
         self.postgres_url = postgres_url
-        self.sqlite_files = sqlite_files
+        # SQLite files watched, each with what a commit to it wakes.
+        self.watched: dict[str, Callable[[], None]] = {}
+        if log_file is not None:
+            self.watched[log_file] = target.log_moved
+        if read_file is not None:
+            moved = target.read_moved
+            if read_file in self.watched:  # one file for both: both
+                log_moved = self.watched[read_file]
+
+                def both() -> None:
+                    log_moved()
+                    moved()
+
+                self.watched[read_file] = both
+            else:
+                self.watched[read_file] = moved
         self.watch_interval = watch_interval
         self.process = uuid.uuid4().hex
         # Wake-ups received (PostgreSQL messages from other processes, SQLite changes seen).
@@ -83,7 +106,8 @@ class DbWake:
         # Set once the first listening attempt has succeeded or failed.
         self._tried = asyncio.Event()
         self._head = 0
-        self._applied = 0
+        # None: no projections committed since the last message.
+        self._applied: int | None = None
         self._kick = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._watchers: list[threading.Thread] = []
@@ -94,9 +118,9 @@ class DbWake:
     def listening(self) -> bool:
         if self.postgres_url is not None and not self._listening:
             return False
-        if self.sqlite_files and not all(t.is_alive() for t in self._watchers):
+        if self.watched and not all(t.is_alive() for t in self._watchers):
             return False
-        return self.postgres_url is not None or bool(self.sqlite_files)
+        return self.postgres_url is not None or bool(self.watched)
 
     # -- sending (PostgreSQL; SQLite needs none) -----------------------------------------
     def committed(self, head: int) -> None:
@@ -109,18 +133,18 @@ class DbWake:
         """This process committed projections up to ``position`` (a step, a rebuild, a
         retry)."""
         if self.postgres_url is not None:
-            self._applied = max(self._applied, position)
+            self._applied = max(self._applied or 0, position)
             self._kick.set()
 
     def _take_pending(self) -> str | None:
-        if not (self._head or self._applied):
+        if not self._head and self._applied is None:
             return None
         message: dict[str, object] = {"from": self.process}
         if self._head:
             message["head"] = self._head
-        if self._applied:
+        if self._applied is not None:
             message["applied"] = self._applied
-        self._head = self._applied = 0
+        self._head, self._applied = 0, None
         return orjson.dumps(message).decode()
 
     async def _connect(self) -> asyncpg.Connection:
@@ -199,7 +223,7 @@ class DbWake:
             await connection.add_listener(CHANNEL, self._received)
             self._listening = self._listened = True
             self._tried.set()
-            self.on_signal(None)  # whatever was sent while this process did not listen
+            self.target.signal(None)  # whatever was sent while this process did not listen
             while not lost.is_set():
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(HEALTH_INTERVAL):
@@ -217,15 +241,19 @@ class DbWake:
             message = orjson.loads(payload)
             if not isinstance(message, dict) or message.get("from") == self.process:
                 return
-            head = max(int(message.get("head", 0)), int(message.get("applied", 0)))
+            head = int(message.get("head", 0))
+            applied = int(message["applied"]) if "applied" in message else None
         except (orjson.JSONDecodeError, TypeError, ValueError):
             log.warning("ignored a malformed wake-up on %s", CHANNEL)
             return
         self.messages += 1
-        self.on_signal(head or None)
+        if applied is not None:  # the projections moved (a leader's step, a rebuild, a retry)
+            self.target.signal(max(head, applied))
+        else:  # only the log: for the leader
+            self.target.log_moved(head or None)
 
     # -- watching (SQLite) ----------------------------------------------------------------
-    def _watch(self, path: str, loop: asyncio.AbstractEventLoop) -> None:
+    def _watch(self, path: str, wake: Callable[[], None], loop: asyncio.AbstractEventLoop) -> None:
         """On a thread: wake the loop whenever another connection committed to ``path``."""
         connection: sqlite3.Connection | None = None
         seen: int | None = None
@@ -240,7 +268,7 @@ class DbWake:
             if seen is not None and now != seen:
                 self.messages += 1
                 with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                    loop.call_soon_threadsafe(self.on_signal, None)
+                    loop.call_soon_threadsafe(wake)
             seen = now
             self._stop.wait(self.watch_interval)
         if connection is not None:
@@ -250,9 +278,9 @@ class DbWake:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._stop.clear()
-        for path in self.sqlite_files:
+        for path, wake in self.watched.items():
             thread = threading.Thread(
-                target=self._watch, args=(path, loop), name="shopfront-db-wake", daemon=True
+                target=self._watch, args=(path, wake, loop), name="shopfront-db-wake", daemon=True
             )
             thread.start()
             self._watchers.append(thread)
@@ -290,18 +318,19 @@ def sqlite_file(url: str) -> str | None:
 
 
 def for_databases(
-    write_url: str, read_url: str, on_signal: Signal, watch_interval: float
+    write_url: str, read_url: str, target: Target, watch_interval: float
 ) -> DbWake | None:
     """The wake-ups for these databases: NOTIFY on the read database if it is PostgreSQL
     (else the write one's), a watcher per SQLite file; None if neither applies."""
-    files = tuple(dict.fromkeys(f for f in (sqlite_file(write_url), sqlite_file(read_url)) if f))
+    log_file, read_file = sqlite_file(write_url), sqlite_file(read_url)
     servers = [u for u in (read_url, write_url) if make_url(u).get_backend_name() == "postgresql"]
-    if not files and not servers:
+    if log_file is None and read_file is None and not servers:
         return None
     return DbWake(
-        on_signal,
+        target,
         postgres_url=servers[0] if servers else None,
-        sqlite_files=files,
+        log_file=log_file,
+        read_file=read_file,
         watch_interval=watch_interval,
     )
 
