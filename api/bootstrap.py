@@ -100,6 +100,8 @@ class Services:
             )
             if db_wake is not None:
                 runner.on_applied = db_wake.applied
+                live = db_wake
+                runner.woken_by_others = lambda: live.listening
                 on_commit = _both(runner.notify, db_wake.committed)
         # SQLite: before a response cache hit, re-read the generations if the read
         # database changed (a rebuild or retry in another process: never a stale hit).
