@@ -118,7 +118,7 @@ class DbWake:
     def listening(self) -> bool:
         if self.postgres_url is not None and not self._listening:
             return False
-        if self.watched and not all(t.is_alive() for t in self._watchers):
+        if self.watched and not (self._watchers and all(t.is_alive() for t in self._watchers)):
             return False
         return self.postgres_url is not None or bool(self.watched)
 
