@@ -9,6 +9,7 @@ when nothing wakes the processes."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
@@ -72,16 +73,19 @@ async def subscriber_delays(cluster: Cluster, **env: str) -> tuple[list[float], 
     return delays, [following, leading]
 
 
-async def place_delays(cluster: Cluster, **env: str) -> list[float]:
+async def place_delays(cluster: Cluster, gap: float = 0.0, **env: str) -> list[float]:
     """Seconds each of four placeOrder took through an API process that does not project,
-    beside a ``shopfront project`` process (each waits for the projector to apply it)."""
+    beside a ``shopfront project`` process (each waits for the projector to apply it);
+    ``gap`` seconds between one's answer and the next one's sending."""
     api = cluster.api("api", "off", SHOPFRONT_READ_YOUR_WRITES_TIMEOUT="30", **env)
     cluster.projector("projector", **env)
     delays = []
     async with api_client(api) as client:
         product = await client.add_product(staff_token(), stock=50)
         token, _ = await client.register_customer("Wake Placer")
-        for _ in range(4):
+        for n in range(4):
+            if n and gap:
+                await asyncio.sleep(gap)
             sent = time.monotonic()
             order = await client.place_order(token, [(product["sku"], 1)])
             delays.append(time.monotonic() - sent)
@@ -123,7 +127,11 @@ async def test_control_without_the_wake_changes_wait_for_the_poll(cluster: Clust
 async def test_control_without_the_wake_placing_waits_for_the_projector_s_poll(
     lite_cluster: Cluster,
 ) -> None:
+    """Each placeOrder waits for the projector process's next poll. Sent 0.5 s after the
+    previous answer: a leader that has just applied an order steps once more at once (no
+    sleep after a step that advanced), and a placeOrder committed within that step would
+    be applied without any wake-up; 0.5 s later only the next poll (about 2 s away) can."""
     env = {"SHOPFRONT_PROJECTION_POLL_INTERVAL": str(CONTROL_POLL), "SHOPFRONT_DB_WAKE": "false"}
-    delays = await place_delays(lite_cluster, **env)
+    delays = await place_delays(lite_cluster, gap=0.5, **env)
     print("placeOrder by poll (ms):", [round(d * 1000, 1) for d in delays])
     assert min(delays[1:]) > CONTROL_POLL / 2, delays
