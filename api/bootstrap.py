@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.auth import Authenticator
 from api.cluster.bus import ChangeBus
+from api.cluster.db_wake import DbWake, ReadVersion, for_databases, sqlite_file
 from api.cluster.link import RedisLink
 from api.cluster.shared import RedisBuckets, RedisQueries
 from api.database import Pool, create_engine, create_sync_engine
@@ -53,6 +54,10 @@ class Services:
     # With SHOPFRONT_REDIS_URL: the link to Redis and the change bus over it.
     redis: RedisLink | None = None
     change_bus: ChangeBus | None = None
+    # Without Redis (SHOPFRONT_DB_WAKE): wake-ups through the databases themselves.
+    db_wake: DbWake | None = None
+    # SQLite: the response cache's check of the read database before a hit.
+    read_version: ReadVersion | None = None
     _key_refresh: asyncio.Task[None] | None = None
 
     @classmethod
@@ -85,6 +90,25 @@ class Services:
             change_bus = ChangeBus(redis, runner.signal)
             runner.on_applied = change_bus.applied
             on_commit = _both(runner.notify, change_bus.committed)
+        db_wake = None
+        if not settings.redis_url and settings.db_wake:
+            db_wake = for_databases(
+                settings.write_database_url,
+                settings.read_database_url,
+                runner,
+                settings.sqlite_watch_interval,
+            )
+            if db_wake is not None:
+                runner.on_applied = db_wake.applied
+                live = db_wake
+                runner.woken_by_others = lambda: live.listening
+                on_commit = _both(runner.notify, db_wake.committed)
+        # SQLite: before a response cache hit, re-read the generations if the read
+        # database changed (a rebuild or retry in another process: never a stale hit).
+        read_file = sqlite_file(settings.read_database_url)
+        read_version = (
+            None if read_file is None else ReadVersion(read_file, runner.observe_generations)
+        )
         bus = CommandBus(write_engine, on_commit=on_commit)
         return cls(
             settings,
@@ -105,6 +129,7 @@ class Services:
                 int(settings.response_cache_mb * 2**20),
                 {table.name: name for name, p in PROJECTORS.items() for table in p.tables},
                 runner.version,
+                None if read_version is None else read_version.check,
             ),
             RateLimits(
                 settings,
@@ -119,6 +144,8 @@ class Services:
             ),
             redis,
             change_bus,
+            db_wake,
+            read_version,
         )
 
     async def start(self) -> None:
@@ -132,6 +159,8 @@ class Services:
         await self.runner.start()
         if self.change_bus is not None:
             await self.change_bus.start()
+        if self.db_wake is not None:
+            await self.db_wake.start()
 
     @property
     def bus_state(self) -> str:
@@ -156,6 +185,10 @@ class Services:
             await self.change_bus.close()
         if self.redis is not None:
             await self.redis.close()
+        if self.db_wake is not None:
+            await self.db_wake.close()
+        if self.read_version is not None:
+            self.read_version.close()
         await self.runner.stop()
         self.runner.close()
         self.bus.close()

@@ -28,6 +28,13 @@ class Settings(BaseSettings):
     # Longest wait between two reconnect tries while Redis is down (backoff from 0.1 s,
     # doubling, jittered).
     redis_reconnect_max_seconds: float = Field(default=2.0, gt=0)
+    # Without Redis: wake the other processes on commit through the database itself
+    # (PostgreSQL LISTEN/NOTIFY; SQLite: a thread watching each file's data_version), so
+    # they apply or deliver at once instead of at their next poll. Ignored (off) when
+    # SHOPFRONT_REDIS_URL is set: the change bus does it (docs/operations.md).
+    db_wake: bool = True
+    # SQLite: how often (seconds) the watcher threads read PRAGMA data_version.
+    sqlite_watch_interval: float = Field(default=0.002, gt=0)
     # How long Redis keeps a persisted query after its last use (seconds).
     persisted_query_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1)
     # PostgreSQL: connections each pool keeps (a process has four pools: commands, the

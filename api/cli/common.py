@@ -24,6 +24,8 @@ def with_services(work: Callable[[Services], Awaitable[T]]) -> T:
         finally:
             if services.change_bus is not None:  # a rebuild or retry: tell the servers now
                 await services.change_bus.flush()
+            if services.db_wake is not None:  # the same through PostgreSQL's NOTIFY
+                await services.db_wake.flush()
             await services.close()
 
     return asyncio.run(main())

@@ -14,8 +14,13 @@ this module puts in a context variable for the duration of one request (DataLoad
 in tasks that inherit it).
 
 Bounded by bytes (least recently used first out). Per process: each server process has its
-own, kept right by its own projection runner (positions) and its polls of the checkpoint
-table (generations changed by other processes, noticed within one poll interval).
+own, kept right by its own projection runner (positions, generations) and by what tells it
+of other processes' commits (the change bus, the database wake-ups, at worst its poll).
+A rebuild or retry run by another process bumps a generation: on SQLite, before serving a
+hit, ``freshen`` checks that the read database has not changed since the generations
+were last read (``api/cluster/db_wake.ReadVersion``), so no hit is older than a bump
+committed before the request; on PostgreSQL the bump's NOTIFY (or the bus) wakes the
+process, which reads the generations at once.
 """
 
 from __future__ import annotations
@@ -69,8 +74,11 @@ class ResponseCache:
         max_bytes: int,
         table_owner: Mapping[str, str],
         version: Callable[[str], Version],
+        freshen: Callable[[], None] | None = None,
     ) -> None:
         self.max_bytes = max_bytes
+        # Called before a hit is checked: brings the versions up to date if it can cheaply.
+        self.freshen = freshen
         self.table_owner = dict(table_owner)  # read table -> projector that writes it
         self.version = version
         self.bytes = 0
@@ -100,6 +108,8 @@ class ResponseCache:
         if entry is None:
             self.misses += 1
             return None
+        if self.freshen is not None:
+            self.freshen()
         version = self.version
         if any(version(name) != seen for name, seen in entry.depends):
             self._drop(key)

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.bootstrap import Services
 from api.cluster.bus import ChangeBus
+from api.cluster.db_wake import DbWake
 from api.graphql.compiled import CompiledReads
 from api.ws import frames as ws_frames
 from projections.engine.read_side import ReadSide
@@ -36,7 +37,14 @@ class ProjectionCollector(Collector):
         parked = GaugeMetricFamily(
             "shopfront_projection_dead_letters", "Events parked as poison", labels=["name"]
         )
+        generation = GaugeMetricFamily(
+            "shopfront_projection_generation",
+            "Generation of the projector's rows as this process knows it (bumped by a "
+            "rebuild or a retry of parked events, in any process)",
+            labels=["name"],
+        )
         for name in runner.projectors:
+            generation.add_metric([name], runner.generations.get(name, 0))
             applied = runner.positions.get(name, 0)
             position.add_metric([name], applied)
             lag.add_metric([name], max(runner.head - applied, 0))
@@ -46,6 +54,7 @@ class ProjectionCollector(Collector):
         yield lag
         yield errors
         yield parked
+        yield generation
         yield from _leadership(runner)
         head = GaugeMetricFamily("shopfront_event_log_head", "Last known event position")
         head.add_metric([], runner.head)
@@ -157,6 +166,29 @@ class BusCollector(Collector):
         yield failures
 
 
+class DbWakeCollector(Collector):
+    """Wake-ups through the databases (without Redis, SHOPFRONT_DB_WAKE)."""
+
+    def __init__(self, wake: DbWake) -> None:
+        self.wake = wake
+
+    def collect(self) -> Iterator[Metric]:
+        listening = GaugeMetricFamily(
+            "shopfront_db_wake_listening",
+            "1 while this process listens for other processes' commits through the "
+            "database (PostgreSQL LISTEN, SQLite data_version watchers); 0: by poll only",
+        )
+        listening.add_metric([], 1 if self.wake.listening else 0)
+        yield listening
+        messages = CounterMetricFamily(
+            "shopfront_db_wake_messages",
+            "Wake-ups received from the database: NOTIFY messages from other processes "
+            "(PostgreSQL), commits seen by the data_version watchers (SQLite)",
+        )
+        messages.add_metric([], self.wake.messages)
+        yield messages
+
+
 class Metrics:
     def __init__(self, services: Services, compiled: CompiledReads | None = None) -> None:
         self.registry = CollectorRegistry()
@@ -175,6 +207,8 @@ class Metrics:
         self.registry.register(ProjectionCollector(services))
         if compiled is not None:
             self.registry.register(CompiledReadsCollector(compiled))
+        if services.db_wake is not None:
+            self.registry.register(DbWakeCollector(services.db_wake))
         if services.change_bus is not None:
             self.registry.register(BusCollector(services.change_bus))
             self.registry.register(services.change_bus.delay)

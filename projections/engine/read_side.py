@@ -47,7 +47,25 @@ class ReadSide(Tail):
         next poll."""
         if head is not None:
             self.high_water.observe(head)
+        # A leader reads the generations in its next step too (a retry or rebuild elsewhere).
+        self._generations_due = 0.0
         self._wake_up()
+
+    def log_moved(self, head: int | None = None) -> None:
+        """Another process committed events (a database wake-up): a leader steps now; the
+        others have nothing to read until the projections move."""
+        if head is not None:
+            self.high_water.observe(head)
+        if self.leading:
+            self._wake_up()
+
+    def read_moved(self) -> None:
+        """SQLite: a commit to the read database, this process's own steps included (its
+        data_version cannot tell whose): a follower follows now; a leader reads the
+        generations at its next step (the response cache checks them itself)."""
+        self._generations_due = 0.0
+        if not self.leading:
+            self._wake_up()
 
     def lag_ms(self, position: int) -> float:
         """Milliseconds since this process first knew of an event after ``position``."""

@@ -26,7 +26,9 @@ async def _delays(cluster: Cluster, redis_url: str | None) -> list[float]:
     """Seconds from each of three mutations through the leader until a subscriber on the
     other process received its change; each mutation is sent right after the previous
     change arrived (so, without the bus, right after the follower's poll)."""
-    bus = {"SHOPFRONT_REDIS_URL": redis_url} if redis_url else {}
+    # Without Redis, also without the database's wake-ups (tests/cluster/test_db_wake.py):
+    # the poll alone.
+    bus = {"SHOPFRONT_REDIS_URL": redis_url} if redis_url else {"SHOPFRONT_DB_WAKE": "false"}
     following = cluster.api(
         "following", "off", SHOPFRONT_PROJECTION_POLL_INTERVAL=str(LONG_POLL), **bus
     )
@@ -79,8 +81,9 @@ async def test_the_bus_delivers_across_processes_in_milliseconds(
 
 
 async def test_without_the_bus_the_same_changes_wait_for_the_poll(cluster: Cluster) -> None:
-    """The control: the measurement above can tell the bus from the poll. The second and
-    third mutations go out just after a poll, so they wait about a whole interval."""
+    """The control: the measurement above can tell the bus from the poll (database
+    wake-ups off too). The second and third mutations go out just after a poll, so they
+    wait about a whole interval."""
     delays = await _delays(cluster, None)
     print("delays by poll (ms):", [round(d * 1000, 1) for d in delays])
     assert min(delays[1:]) > LONG_POLL / 2, delays
