@@ -60,7 +60,14 @@ TARGETS = [
     Target("domain/bus.py", UNIT_HANDLERS + WRITE_SIDE),
     Target("domain/handlers/orders.py", [*UNIT_HANDLERS, "tests/integration/test_concurrency.py"]),
     Target("domain/sql_unit_of_work.py", WRITE_SIDE),
-    Target("domain/event_log.py", [*WRITE_SIDE, "tests/integration/test_projection_runner.py"]),
+    Target(
+        "domain/event_log.py",
+        [
+            "tests/integration/test_event_log_append.py",
+            *WRITE_SIDE,
+            "tests/integration/test_projection_runner.py",
+        ],
+    ),
     Target("projections/engine/step.py", RUNNER),
     Target("projections/engine/checkpoints.py", RUNNER + REBUILD),
     Target("projections/engine/high_water.py", RUNNER),
@@ -68,7 +75,7 @@ TARGETS = [
     Target("projections/rebuild/staging.py", REBUILD),
     Target(
         "api/http/consistency.py",
-        ["tests/reliability/test_consistency_wait.py"],
+        ["tests/unit/test_consistency_token.py", "tests/reliability/test_consistency_wait.py"],
     ),
     Target(
         "api/http/operation.py",
