@@ -90,7 +90,7 @@ TARGETS = [
         ["tests/unit/test_model.py", AUTHORIZATION],
         names=["domain.model.x_can_see_order__mutmut_*"],
     ),
-    Target("api/graphql/orders/queries.py", [AUTHORIZATION]),
+    Target("api/graphql/orders/queries.py", ["tests/unit/test_order_paging.py", AUTHORIZATION]),
     Target("api/graphql/node.py", [AUTHORIZATION]),
     Target("api/http/response_cache.py", ["tests/unit/test_response_cache.py"]),
 ]
