@@ -32,6 +32,8 @@ PACKAGES = ("api", "domain", "projections", "migrations")
 COPIED = (*PACKAGES, "tests", "pyproject.toml")
 
 UNIT_HANDLERS = ["tests/unit/test_order_handlers.py", "tests/unit/test_model.py"]
+# The write model's rows after each command, through the real bus on a real database.
+WRITE_MODEL = "tests/integration/test_write_model.py"
 WRITE_SIDE = [
     "tests/integration/test_concurrency.py",
     "tests/integration/test_gap_free_positions.py",
@@ -58,8 +60,11 @@ class Target:
 
 TARGETS = [
     Target("domain/bus.py", UNIT_HANDLERS + WRITE_SIDE),
-    Target("domain/handlers/orders.py", [*UNIT_HANDLERS, "tests/integration/test_concurrency.py"]),
-    Target("domain/sql_unit_of_work.py", WRITE_SIDE),
+    Target(
+        "domain/handlers/orders.py",
+        [*UNIT_HANDLERS, WRITE_MODEL, "tests/integration/test_concurrency.py"],
+    ),
+    Target("domain/sql_unit_of_work.py", [WRITE_MODEL, *WRITE_SIDE]),
     Target(
         "domain/event_log.py",
         [
@@ -69,8 +74,11 @@ TARGETS = [
         ],
     ),
     Target("projections/engine/step.py", RUNNER),
-    Target("projections/engine/checkpoints.py", RUNNER + REBUILD),
-    Target("projections/engine/high_water.py", RUNNER),
+    Target(
+        "projections/engine/checkpoints.py",
+        ["tests/integration/test_checkpoint_rows.py", *RUNNER, *REBUILD],
+    ),
+    Target("projections/engine/high_water.py", ["tests/unit/test_high_water.py", *RUNNER]),
     Target("projections/rebuild/swap.py", REBUILD),
     Target("projections/rebuild/staging.py", REBUILD),
     Target(
