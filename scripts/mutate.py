@@ -73,7 +73,7 @@ TARGETS = [
             "tests/integration/test_projection_runner.py",
         ],
     ),
-    Target("projections/engine/step.py", RUNNER),
+    Target("projections/engine/step.py", ["tests/integration/test_step_batches.py", *RUNNER]),
     Target(
         "projections/engine/checkpoints.py",
         ["tests/integration/test_checkpoint_rows.py", *RUNNER, *REBUILD],
