@@ -18,6 +18,7 @@ from api.settings import Settings
 from domain import commands as c
 from domain import write_tables as w
 from domain.bus import CommandBus
+from domain.model import DomainError
 
 STAFF = c.Actor("staff-wm", "staff")
 
@@ -157,3 +158,22 @@ async def test_a_cancelled_paid_order_is_refunded_and_its_stock_released(
     assert (cup.stock_on_hand, cup.stock_reserved) == (5, 0)
     order = _row(engine, w.orders, id=order_id)
     assert (order.status, order.version) == ("CANCELLED", 3)
+
+
+async def test_restocking_or_repricing_an_unknown_sku_is_refused_and_writes_nothing(
+    write: tuple[CommandBus, Engine],
+) -> None:
+    bus, engine = write
+    with engine.connect() as conn:
+        head = conn.scalar(sa.select(w.event_log_head.c.position))
+    for command in (
+        c.RestockProduct(STAFF, "WM-NONE", 3),
+        c.ChangeProductPrice(STAFF, "WM-NONE", 9),
+    ):
+        with pytest.raises(DomainError) as refused:
+            await bus.execute(command)
+        assert (refused.value.code, refused.value.field) == ("UNKNOWN_SKU", "sku")
+        assert refused.value.message == "No product with SKU WM-NONE"
+    with engine.connect() as conn:
+        assert conn.scalar(sa.select(w.event_log_head.c.position)) == head
+        assert conn.scalar(sa.select(sa.func.count()).select_from(w.products)) == 0
