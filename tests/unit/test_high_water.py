@@ -121,3 +121,21 @@ async def test_wait_for_times_out_false() -> None:
     projectors.reached = 2
     assert await water.wait_for(3, 0.01) is False
     assert water.waiting == 0
+
+
+async def test_waiting_counts_every_caller_inside_wait_for() -> None:
+    water, projectors = make()
+    near = asyncio.create_task(water.wait_for(3, 30))
+    far = asyncio.create_task(water.wait_for(9, 30))
+    deadline = time.monotonic() + 5
+    while water.waiting < 2:
+        assert time.monotonic() < deadline, f"{water.waiting} waiting, not 2"
+        await asyncio.sleep(0.001)
+    projectors.reached = 3
+    await water.advanced()
+    assert await asyncio.wait_for(near, 5) is True
+    assert water.waiting == 1 and not far.done()
+    projectors.reached = 9
+    await water.advanced()
+    assert await asyncio.wait_for(far, 5) is True
+    assert water.waiting == 0
