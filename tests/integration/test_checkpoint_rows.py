@@ -6,6 +6,7 @@ ones are left alone; generations are read per projector."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -94,3 +95,29 @@ def test_generations_are_read_per_projector(read: Engine) -> None:
     assert generations["alpha"] == 0
     assert generations["beta"] == 3
     assert all(type(value) is int for value in generations.values())
+
+
+@pytest.fixture
+def far_local_zone(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's local time zone 5 h 30 min from UTC (undone afterwards)."""
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        yield
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+@pytest.mark.usefixtures("far_local_zone")
+def test_checkpoints_are_stamped_in_utc_whatever_the_servers_zone(read: Engine) -> None:
+    assert time.localtime().tm_gmtoff == 5 * 3600 + 1800
+    load_positions(read, ["alpha"])
+    with read.begin() as conn:
+        claim(conn, "alpha", 0, 5)
+    load_positions(read, ["beta"])
+    rows = _rows(read)
+    for name in ("alpha", "beta"):
+        stamped = rows[name][2]
+        stamped = stamped if stamped.tzinfo else stamped.replace(tzinfo=dt.UTC)
+        assert abs((dt.datetime.now(dt.UTC) - stamped).total_seconds()) < 600, (name, stamped)
