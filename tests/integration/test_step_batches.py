@@ -9,6 +9,7 @@ import datetime as dt
 import logging
 import sqlite3
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -65,6 +66,12 @@ def events(first: int, last: int) -> list[StoredEvent[Event]]:
     ]
 
 
+def checked_out(engine: Engine) -> int:
+    """Connections of the engine's pool in use now."""
+    pool: Any = engine.pool
+    return int(pool.checkedout())
+
+
 @pytest.fixture
 def read(settings: Settings) -> Iterator[Engine]:
     engine = create_sync_engine(settings.read_database_url, "projector")
@@ -109,7 +116,17 @@ def test_each_projector_applies_its_own_batch_and_moves_its_checkpoint(read: Eng
     assert [c.position for c in outcome.changes] == [1, 2, 3, 4, 5, 6, 4, 5, 6]
     assert published == [[1, 2, 3, 4, 5, 6], [4, 5, 6]]  # each as its projector committed
     assert outcome.checkpoints_moved is False
+    assert checked_out(read) == 0  # the step's connection went back to the pool
     assert load_positions(read, ["one", "two", "idle"]) == {"one": 6, "two": 6, "idle": 6}
+
+
+def test_a_step_with_nothing_to_apply_opens_no_connection(read: Engine) -> None:
+    idle = Recording("idle")
+    load_positions(read, ["idle"])
+    outcome, parked, published = run(read, [idle], {"idle": 4}, 4)
+    assert not parked and published == [] and idle.connections == []
+    assert outcome.positions == {} and outcome.errors == {} and outcome.advanced == 0
+    assert checked_out(read) == 0
 
 
 @pytest.mark.parametrize(
@@ -135,6 +152,18 @@ def test_a_projector_whose_database_work_fails_holds_back_only_itself(
     records = [r for r in caplog.records if r.getMessage().startswith("projector broken")]
     assert [r.levelname for r in records] == [level]
     assert "after position 0" in records[0].getMessage()
+    if level == "WARNING":  # one line saying what the database said, no traceback
+        assert (
+            records[0]
+            .getMessage()
+            .endswith(
+                f"database unavailable after position 0: OperationalError: ({failure_type}) {failure}"
+            )
+        )
+        assert records[0].exc_info is None
+    else:
+        assert records[0].exc_info is not None
+    assert checked_out(read) == 0
 
 
 def test_a_checkpoint_moved_by_another_runner_stops_the_step(read: Engine) -> None:
