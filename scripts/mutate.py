@@ -59,7 +59,7 @@ class Target:
 
 
 TARGETS = [
-    Target("domain/bus.py", UNIT_HANDLERS + WRITE_SIDE),
+    Target("domain/bus.py", [*UNIT_HANDLERS, WRITE_MODEL, *WRITE_SIDE]),
     Target(
         "domain/handlers/orders.py",
         [*UNIT_HANDLERS, WRITE_MODEL, "tests/integration/test_concurrency.py"],

@@ -17,7 +17,7 @@ from api.database import create_sync_engine
 from api.settings import Settings
 from domain import commands as c
 from domain import write_tables as w
-from domain.bus import CommandBus
+from domain.bus import CommandBus, CommandResult
 from domain.model import DomainError
 
 STAFF = c.Actor("staff-wm", "staff")
@@ -177,3 +177,28 @@ async def test_restocking_or_repricing_an_unknown_sku_is_refused_and_writes_noth
     with engine.connect() as conn:
         assert conn.scalar(sa.select(w.event_log_head.c.position)) == head
         assert conn.scalar(sa.select(sa.func.count()).select_from(w.products)) == 0
+
+
+async def test_the_bus_tells_its_process_the_last_position_each_commit_reached(
+    settings: Settings,
+) -> None:
+    """``on_commit`` wakes this process's projections at once: called after each commit
+    with the highest position it wrote, and not for a refusal that wrote nothing."""
+    engine = create_sync_engine(settings.write_database_url, "write")
+    told: list[int] = []
+    bus = CommandBus(engine, on_commit=told.append)
+    try:
+        added = await bus.execute(c.AddProduct(STAFF, "WM-5", "Bowl", 700, 2))
+        assert told == [added.position]
+        with pytest.raises(DomainError):
+            await bus.execute(c.AddProduct(STAFF, "WM-5", "Bowl again", 700, 2))
+        assert told == [added.position]
+        outcomes = await bus.execute_many(
+            [c.RestockProduct(STAFF, "WM-5", 1), c.RestockProduct(STAFF, "WM-5", 2)]
+        )
+        positions = [o.position for o in outcomes if isinstance(o, CommandResult)]
+        assert len(positions) == 2 and all(p is not None for p in positions)
+        assert told == [added.position, max(p for p in positions if p is not None)]
+    finally:
+        bus.close()
+        engine.dispose()
