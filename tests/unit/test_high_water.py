@@ -54,15 +54,15 @@ def test_lag_counts_from_when_the_first_event_after_the_position_was_known() -> 
     water, projectors = make()
     before = time.monotonic()
     water.observe(5)
-    first_known = later_than(before)
+    later_than(time.monotonic())  # strictly after 5 was first known
     water.observe(9)  # known later: it does not make position 4 look more recent
-    later_than(first_known)
+    later_than(time.monotonic())  # strictly after 9 was first known
+    # Position 5 is behind only what was first known at 9's observation, strictly later
+    # than 5's: asked first, its lag is still the smaller.
+    lag_5 = water.lag_ms(5)
     lag_4 = water.lag_ms(4)
     since_before = (time.monotonic() - before) * 1000
-    assert 0 < lag_4 <= since_before
-    # Position 5 is behind only the event(s) first known at 9's observation: less lag.
-    lag_5 = water.lag_ms(5)
-    assert 0 < lag_5 < lag_4
+    assert 0 < lag_5 < lag_4 <= since_before
     assert water.lag_ms(9) == 0.0
     projectors.reached = 9
     water.observe(9)
@@ -87,6 +87,7 @@ def test_the_history_is_trimmed_to_what_the_projectors_have_not_reached() -> Non
         projectors.reached = position - 1
     water.observe(1000)
     assert len(water._seen) <= 2
+    later_than(time.monotonic())
     assert water.lag_ms(999) > 0.0
 
 
