@@ -89,6 +89,10 @@ def test_the_history_is_trimmed_to_what_the_projectors_have_not_reached() -> Non
     assert len(water._seen) <= 2
     later_than(time.monotonic())
     assert water.lag_ms(999) > 0.0
+    projectors.reached = 1000  # caught up: only the time of the head itself is kept
+    water.observe(1000)
+    assert len(water._seen) == 1
+    assert water.lag_ms(1000) == 0.0
 
 
 async def test_wait_for_a_position_already_reached_returns_at_once() -> None:
@@ -140,3 +144,12 @@ async def test_waiting_counts_every_caller_inside_wait_for() -> None:
     await water.advanced()
     assert await asyncio.wait_for(far, 5) is True
     assert water.waiting == 0
+
+
+def test_lag_is_in_milliseconds() -> None:
+    water, _ = make()
+    water.observe(5)
+    known = time.monotonic()
+    later_than(known + 0.05)  # 50 ms on the clock since 5 was known
+    lag = water.lag_ms(4)
+    assert 50.0 <= lag <= (time.monotonic() - known) * 1000 + 50.0
