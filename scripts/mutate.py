@@ -32,6 +32,8 @@ PACKAGES = ("api", "domain", "projections", "migrations")
 COPIED = (*PACKAGES, "tests", "pyproject.toml")
 
 UNIT_HANDLERS = ["tests/unit/test_order_handlers.py", "tests/unit/test_model.py"]
+# The write model's rows after each command, through the real bus on a real database.
+WRITE_MODEL = "tests/integration/test_write_model.py"
 WRITE_SIDE = [
     "tests/integration/test_concurrency.py",
     "tests/integration/test_gap_free_positions.py",
@@ -57,18 +59,31 @@ class Target:
 
 
 TARGETS = [
-    Target("domain/bus.py", UNIT_HANDLERS + WRITE_SIDE),
-    Target("domain/handlers/orders.py", [*UNIT_HANDLERS, "tests/integration/test_concurrency.py"]),
-    Target("domain/sql_unit_of_work.py", WRITE_SIDE),
-    Target("domain/event_log.py", [*WRITE_SIDE, "tests/integration/test_projection_runner.py"]),
-    Target("projections/engine/step.py", RUNNER),
-    Target("projections/engine/checkpoints.py", RUNNER + REBUILD),
-    Target("projections/engine/high_water.py", RUNNER),
+    Target("domain/bus.py", [*UNIT_HANDLERS, WRITE_MODEL, *WRITE_SIDE]),
+    Target(
+        "domain/handlers/orders.py",
+        [*UNIT_HANDLERS, WRITE_MODEL, "tests/integration/test_concurrency.py"],
+    ),
+    Target("domain/sql_unit_of_work.py", [WRITE_MODEL, *WRITE_SIDE]),
+    Target(
+        "domain/event_log.py",
+        [
+            "tests/integration/test_event_log_append.py",
+            *WRITE_SIDE,
+            "tests/integration/test_projection_runner.py",
+        ],
+    ),
+    Target("projections/engine/step.py", ["tests/integration/test_step_batches.py", *RUNNER]),
+    Target(
+        "projections/engine/checkpoints.py",
+        ["tests/integration/test_checkpoint_rows.py", *RUNNER, *REBUILD],
+    ),
+    Target("projections/engine/high_water.py", ["tests/unit/test_high_water.py", *RUNNER]),
     Target("projections/rebuild/swap.py", REBUILD),
     Target("projections/rebuild/staging.py", REBUILD),
     Target(
         "api/http/consistency.py",
-        ["tests/reliability/test_consistency_wait.py"],
+        ["tests/unit/test_consistency_token.py", "tests/reliability/test_consistency_wait.py"],
     ),
     Target(
         "api/http/operation.py",
@@ -83,7 +98,7 @@ TARGETS = [
         ["tests/unit/test_model.py", AUTHORIZATION],
         names=["domain.model.x_can_see_order__mutmut_*"],
     ),
-    Target("api/graphql/orders/queries.py", [AUTHORIZATION]),
+    Target("api/graphql/orders/queries.py", ["tests/unit/test_order_paging.py", AUTHORIZATION]),
     Target("api/graphql/node.py", [AUTHORIZATION]),
     Target("api/http/response_cache.py", ["tests/unit/test_response_cache.py"]),
 ]

@@ -22,6 +22,9 @@ def encode(position: int) -> str:
 def decode(token: str) -> int:
     """The position in a token; ValueError if it is not one of ours."""
     token = token.strip()
-    if not token.startswith(PREFIX) or not token[len(PREFIX) :].isdigit():
+    digits = token[len(PREFIX) :]
+    # ASCII digits only: str.isdigit() and int() also take other scripts' digits
+    # ("sf1.\u0663" would be position 3), which no mutation hands out.
+    if not token.startswith(PREFIX) or not (digits.isascii() and digits.isdigit()):
         raise ValueError(f"Not a consistency token: {token[:40]!r}")
-    return int(token[len(PREFIX) :])
+    return int(digits)

@@ -289,6 +289,17 @@ async def test_a_failed_publish_is_reported_once_and_later_changes_still_go_out(
 
 
 # -- two runners on the same databases -------------------------------------------------------
+async def until_delivered(runner: ProjectionRunner, position: int, timeout: float = 20.0) -> None:
+    """Wait (bounded) until the runner has published the order changes up to
+    ``position`` to its subscribers (its own commits, or the other runner's read back)."""
+    deadline = time.monotonic() + timeout
+    while runner.delivered < position:
+        assert time.monotonic() < deadline, (
+            f"changes delivered up to {runner.delivered}, not {position}"
+        )
+        await asyncio.sleep(0.005)
+
+
 async def test_two_runners_never_double_apply(
     settings: Settings, template_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -319,8 +330,14 @@ async def test_two_runners_never_double_apply(
             run_shopper(two.bus, ShopModel(), random.Random(10), 150),
         )
         head = await first.head_position()
-        assert await first.wait_for(head, 20)
-        assert await second.wait_for(head, 20)
+        # Stopped only once each runner has applied *and delivered* everything: reaching
+        # the head (``wait_for``) is not delivery. A runner that loses a claim reloads the
+        # checkpoints (its positions jump to the other's) and delivers the other's order
+        # changes at its next loop pass (``follow``); stopping it in between cancels that
+        # delivery, which is what failed this test on a loaded machine.
+        for runner in (first, second):
+            assert await runner.wait_for(head, 20)
+            await until_delivered(runner, head)
         await first.stop()
         await second.stop()
         assert checkpoints(one.read_engine) == dict.fromkeys(PROJECTORS, head)

@@ -329,6 +329,49 @@ def test_entries_larger_than_an_eighth_are_not_stored() -> None:
     assert small.get(numbered(1)) is not None
 
 
+def test_a_cache_filled_exactly_to_its_bound_keeps_every_entry() -> None:
+    size = entry_size(numbered(0), {"v": 0})
+    cache, _ = make_cache(8 * size)  # exactly 8 entries
+    for n in range(8):
+        execute(cache, numbered(n), ("catalog_products",), {"v": n})
+    assert len(cache) == 8 and cache.bytes == cache.max_bytes
+    for n in range(8):
+        assert body_of(cache, numbered(n)) == b'{"data":{"v":%d}' % n, n
+
+
+def test_an_entry_counts_its_body_query_and_variables_plus_a_fixed_overhead() -> None:
+    """What the byte bound measures: the stored body, the query text and the variables'
+    text (all three are held by the entry) and 200 bytes for the objects around them."""
+    cache, _ = make_cache()
+    query = PRODUCT + " " * 50
+    key = key_of(query, variables={"sku": "A-LONG-SKU-" * 4})
+    execute(cache, key, ("catalog_products",))
+    body = body_of(cache, key)
+    assert body is not None
+    assert cache.bytes == len(body) + len(query) + len(key[2]) + 200
+    other = key_of(variables={"sku": "P"})
+    execute(cache, other, ("catalog_products",), {"p": 1})
+    assert (
+        cache.bytes
+        == (len(body) + len(query) + len(key[2]) + 200)
+        + len(b'{"data":{"p":1}')
+        + len(PRODUCT)
+        + len(other[2])
+        + 200
+    )
+
+
+def test_misses_count_every_answer_not_served_from_the_cache() -> None:
+    cache, versions = make_cache()
+    key = key_of()
+    assert cache.get(key) is None
+    assert cache.get(key_of(who="customer:c1")) is None
+    execute(cache, key, ("catalog_products",))
+    versions.advance("catalog")
+    assert cache.get(key) is None  # stale: dropped
+    assert (cache.hits, cache.misses) == (0, 3)
+
+
 # -- recordings -------------------------------------------------------------------------
 def test_recording_close_restores_the_context_variable() -> None:
     cache, _ = make_cache()
