@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 
-from bench.report import Row
+from bench.report import Row, markdown
 
 ENGINES = ("sqlite", "postgresql")
 LABELS = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
@@ -108,10 +108,4 @@ def table(paired: Sequence[Paired], engines: Sequence[str]) -> str:
         for engine in engines:
             line.extend(_cells(p.by_engine.get(engine)))
         cells.append(tuple(line))
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = []
-    for index, row in enumerate(cells):
-        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
-        if index == 0:
-            lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
+    return markdown(cells)

@@ -11,6 +11,7 @@ import platform
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -264,7 +265,12 @@ def table(all_rows: list[Row]) -> str:
     cells = [header] + [
         (r.figure, r.ours, r.baseline, r.ratio, r.target, _met(r.met)) for r in all_rows
     ]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    return markdown(cells)
+
+
+def markdown(cells: Sequence[tuple[str, ...]]) -> str:
+    """A Markdown table, its first row the header, every column padded to its widest."""
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
     lines = []
     for index, row in enumerate(cells):
         lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")

@@ -41,7 +41,14 @@ from collections.abc import Callable
 import orjson
 from prometheus_client import Histogram
 
-from api.cluster.link import FAILURES, RedisLink, RedisUnavailable, backoff, describe
+from api.cluster.link import (
+    FAILURES,
+    RedisLink,
+    RedisUnavailable,
+    backoff,
+    cancel_all,
+    describe,
+)
 
 log = logging.getLogger("shopfront.redis")
 CHANNEL = "shopfront:changes"
@@ -197,9 +204,5 @@ class ChangeBus:
         self.on_signal(head or None)
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(self._tasks)
         self._tasks = []

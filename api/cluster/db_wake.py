@@ -43,7 +43,7 @@ import asyncpg  # type: ignore[import-untyped]
 import orjson
 from sqlalchemy.engine import make_url
 
-from api.cluster.link import backoff
+from api.cluster.link import backoff, cancel_all
 from migrations.engine import one_line
 
 log = logging.getLogger("shopfront.db_wake")
@@ -297,11 +297,7 @@ class DbWake:
 
     async def close(self) -> None:
         self._stop.set()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(self._tasks)
         self._tasks = []
         await self._drop_sender()
         for thread in self._watchers:

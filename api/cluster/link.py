@@ -12,10 +12,11 @@ connected once it is subscribed again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Literal, TypeVar
 
 import redis.asyncio as aioredis
@@ -136,3 +137,13 @@ class RedisLink:
                 await self.client.aclose()
         except FAILURES:
             pass
+
+
+async def cancel_all(tasks: Iterable[asyncio.Task[None]]) -> None:
+    """Cancel the background tasks of a bus or a wake-up, and wait until each has ended."""
+    tasks = list(tasks)
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

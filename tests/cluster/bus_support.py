@@ -9,23 +9,31 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
+from tests.e2e.client import Api, Json
 
 WAIT = 30.0
+Step = Callable[[Api], Awaitable[Json]]
+
+
+async def metric_samples(base: str) -> list[Sample]:
+    """Every sample of ``base``'s /metrics."""
+    async with httpx.AsyncClient(timeout=5, trust_env=False) as http:
+        text = (await http.get(f"{base}/metrics")).text
+    return [sample for family in text_string_to_metric_families(text) for sample in family.samples]
 
 
 async def bus_metrics(base: str) -> dict[str, float]:
     """connected, reconnects, sent, received: the bus's samples in ``base``'s /metrics."""
-    async with httpx.AsyncClient(timeout=5, trust_env=False) as http:
-        text = (await http.get(f"{base}/metrics")).text
     found: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "shopfront_bus_connected":
-                found["connected"] = sample.value
-            elif sample.name == "shopfront_bus_reconnects_total":
-                found["reconnects"] = sample.value
-            elif sample.name == "shopfront_bus_messages_total":
-                found[sample.labels["direction"]] = sample.value
+    for sample in await metric_samples(base):
+        if sample.name == "shopfront_bus_connected":
+            found["connected"] = sample.value
+        elif sample.name == "shopfront_bus_reconnects_total":
+            found["reconnects"] = sample.value
+        elif sample.name == "shopfront_bus_messages_total":
+            found[sample.labels["direction"]] = sample.value
     return found
 
 
@@ -64,3 +72,13 @@ async def bus_connected(*bases: str, reconnected: bool = False) -> None:
 
 def ws_url(base: str) -> str:
     return base.replace("http", "ws", 1) + "/graphql"
+
+
+def after_placed(token: str, staff: str, order_id: str) -> list[tuple[str, Step]]:
+    """An order's life after it is placed: (the event each step makes, the mutation that
+    makes it, through whichever process's client it is given)."""
+    return [
+        ("OrderPaid", lambda api: api.pay(token, order_id)),
+        ("OrderShipped", lambda api: api.ship(staff, order_id)),
+        ("OrderDelivered", lambda api: api.deliver(staff, order_id)),
+    ]

@@ -7,15 +7,21 @@ warning, and the processes serve and deliver by poll."""
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.cluster.bus_support import bus_connected, bus_metrics, eventually, readyz, ws_url
+from tests.cluster.bus_support import (
+    after_placed,
+    bus_connected,
+    bus_metrics,
+    eventually,
+    readyz,
+    ws_url,
+)
 from tests.cluster.conftest import Cluster
 from tests.conftest import free_port
-from tests.e2e.client import ORDER_STATUS, Api, Json, api_client, legacy_ws, transport_ws
+from tests.e2e.client import ORDER_STATUS, Api, api_client, legacy_ws, transport_ws
 from tests.reliability.support import cli_output, run_cli, staff_token
 from tests.servers import RedisServer
 
@@ -51,11 +57,7 @@ async def _delays(cluster: Cluster, redis_url: str | None) -> list[float]:
             legacy_op = await legacy.start(ORDER_STATUS, {"id": order["id"]})
             first = (await legacy.next_data(legacy_op))["orderStatus"]
             assert (first["event"], first["version"]) == ("Snapshot", 1), first
-            steps: list[tuple[str, Callable[[Api], Awaitable[Json]]]] = [
-                ("OrderPaid", lambda api: api.pay(token, order["id"])),
-                ("OrderShipped", lambda api: api.ship(staff, order["id"])),
-                ("OrderDelivered", lambda api: api.deliver(staff, order["id"])),
-            ]
+            steps = after_placed(token, staff, order["id"])
             for version, (event, mutate) in enumerate(steps, start=2):
                 sent = time.monotonic()
                 payload = await mutate(lead)

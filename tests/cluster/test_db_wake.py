@@ -11,14 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 
-import httpx
-from prometheus_client.parser import text_string_to_metric_families
-
-from tests.cluster.bus_support import ws_url
+from tests.cluster.bus_support import after_placed, metric_samples, ws_url
 from tests.cluster.conftest import Cluster
-from tests.e2e.client import ORDER_STATUS, Api, Json, api_client, transport_ws
+from tests.e2e.client import ORDER_STATUS, api_client, transport_ws
 from tests.reliability.support import staff_token
 
 LONG_POLL = "60"
@@ -28,15 +24,12 @@ CONTROL_POLL = 2.5
 
 
 async def wake_metrics(base: str) -> dict[str, float]:
-    async with httpx.AsyncClient(timeout=5, trust_env=False) as http:
-        text = (await http.get(f"{base}/metrics")).text
     found: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "shopfront_db_wake_listening":
-                found["listening"] = sample.value
-            elif sample.name == "shopfront_db_wake_messages_total":
-                found["messages"] = sample.value
+    for sample in await metric_samples(base):
+        if sample.name == "shopfront_db_wake_listening":
+            found["listening"] = sample.value
+        elif sample.name == "shopfront_db_wake_messages_total":
+            found["messages"] = sample.value
     return found
 
 
@@ -57,11 +50,7 @@ async def subscriber_delays(cluster: Cluster, **env: str) -> tuple[list[float], 
             op = await client.subscribe(ORDER_STATUS, {"id": order["id"]})
             first = (await client.next_data(op))["orderStatus"]
             assert (first["event"], first["version"]) == ("Snapshot", 1), first
-            steps: list[tuple[str, Callable[[Api], Awaitable[Json]]]] = [
-                ("OrderPaid", lambda api: api.pay(token, order["id"])),
-                ("OrderShipped", lambda api: api.ship(staff, order["id"])),
-                ("OrderDelivered", lambda api: api.deliver(staff, order["id"])),
-            ]
+            steps = after_placed(token, staff, order["id"])
             for version, (event, mutate) in enumerate(steps, start=2):
                 sent = time.monotonic()
                 payload = await mutate(lead)
