@@ -36,7 +36,12 @@ async def test_the_tracker_follows_an_order_live(live_app: LiveApp, tmp_path: pa
         # A marker that a reload would lose.
         await page.evaluate("window.__notReloaded = true")
         assert await page.input_value("#customer-token"), "the demo token is not filled in"
-        await page.wait_for_function("document.querySelectorAll('#product option').length > 0")
+        # A function, not an expression string: Playwright re-evaluates a string with
+        # eval() in the page while it polls, which the page's CSP refuses (no
+        # 'unsafe-eval'); so the test failed whenever the options were not there at once.
+        await page.wait_for_function(
+            "() => document.querySelectorAll('#product option').length > 0"
+        )
 
         await page.click("#place")
         await _shows(page, "PLACED")
