@@ -48,6 +48,7 @@ AUTHORIZATION = "tests/integration/test_authorization_in_process.py"
 REBUILD = [
     "tests/integration/test_rebuild_shadow.py",
     "tests/integration/test_rebuild_equivalence.py",
+    "tests/integration/test_rebuild_swap.py",
 ]
 
 
