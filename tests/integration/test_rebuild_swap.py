@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from api.bootstrap import Services
 from projections import read_tables as r
+from projections.rebuild.replay import HOLD_BEFORE_SWAP_ENV
+from projections.rebuild.swap import rebuild
 from tests.integration.integration_support import (
     ShopModel,
     assert_snapshots_equal,
@@ -101,3 +106,49 @@ async def test_a_rebuild_of_some_screens_swaps_all_their_tables_and_only_their_c
     for name in set(live) - {t.name for t in REBUILT_TABLES}:  # the others as they were
         assert live[name] == untouched[name], name
     assert any(row["doc"] == {"stale": True} for row in live["order_history"])
+
+
+async def _until(condition: Callable[[], bool], what: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.01)
+
+
+async def test_what_the_live_projections_applied_during_a_rebuild_is_in_its_swap(
+    services: Services, template_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The live runner goes on while a rebuild replays (held before its swap here, as
+    ``SHOPFRONT_TEST_HOLD_REBUILD_BEFORE_SWAP`` does); the swap catches up to where the
+    live checkpoints got, so the swapped-in rows and checkpoints include those events."""
+    runner = services.runner
+    await run_shopper(services.bus, ShopModel(), random.Random(33), 80)
+    started = await runner.head_position()
+    assert await runner.wait_for(started, 20)
+    release = tmp_path / "release"
+    monkeypatch.setenv(HOLD_BEFORE_SWAP_ENV, str(release))
+    chosen = {name: runner.projectors[name] for name in REBUILT}
+    engine = services.projector_engine
+    before = await asyncio.to_thread(_checkpoints, engine)
+    # Beside the live runner (whose own rebuild would take its only thread).
+    rebuilding = asyncio.create_task(
+        asyncio.to_thread(rebuild, services.log_engine, engine, chosen, helper_min_events=10**9)
+    )
+    held = Path(f"{release}.held")
+    await _until(lambda: held.exists() or rebuilding.done(), "the rebuild never held")
+    assert not rebuilding.done()
+    await run_shopper(services.bus, ShopModel(), random.Random(34), 40)  # the live tail
+    head = await runner.head_position()
+    assert head > started
+    assert await runner.wait_for(head, 20)
+    await runner.stop()  # nothing moves from here on but the rebuild's swap
+    assert {p for p, _ in (await asyncio.to_thread(_checkpoints, engine)).values()} == {head}
+    release.touch()
+    assert await asyncio.wait_for(rebuilding, 60) == head
+
+    after = await asyncio.to_thread(_checkpoints, engine)
+    for name, (_, generation) in before.items():
+        assert after[name] == (head, generation + (name in REBUILT)), name
+    live = await asyncio.to_thread(snapshot, engine)
+    replayed = await replay_snapshot(template_dir, tmp_path / "replay", services.log_engine)
+    assert_snapshots_equal(live, replayed)
