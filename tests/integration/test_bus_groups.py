@@ -1,0 +1,111 @@
+"""The command bus's group commit on a real SQLite write database, every wait bounded
+(a bus that never answers fails here in seconds, not at the suite's timeout): commands
+sent together are answered, more than a group's worth included, and the writer starts
+again for commands sent after it went idle; a group whose transaction fails (the
+database, not a refusal) fails as a whole, each of its callers told, nothing of it
+committed, and the bus goes on."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import Engine
+
+from api.database import create_sync_engine
+from api.settings import Settings
+from domain import commands as c
+from domain import write_tables as w
+from domain.bus import MAX_GROUP, CommandBus, CommandResult
+from domain.handlers import HANDLERS
+
+STAFF = c.Actor("staff-bg", "staff")
+BOUND = 10.0  # seconds: far more than any of these commands takes
+
+
+@pytest.fixture
+async def write(settings: Settings) -> AsyncIterator[tuple[CommandBus, Engine]]:
+    engine = create_sync_engine(settings.write_database_url, "write")
+    bus = CommandBus(engine)
+    try:
+        yield bus, engine
+    finally:
+        bus.close()
+        engine.dispose()
+
+
+async def _together(bus: CommandBus, commands: Sequence[c.Command]) -> list[Any]:
+    return await asyncio.wait_for(
+        asyncio.gather(*(bus.execute(command) for command in commands), return_exceptions=True),
+        BOUND,
+    )
+
+
+def _skus(engine: Engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(conn.scalars(sa.select(w.products.c.sku)))
+
+
+async def test_every_command_sent_together_is_answered_and_the_writer_starts_again(
+    write: tuple[CommandBus, Engine],
+) -> None:
+    bus, engine = write
+    commits = 0
+
+    def count(conn: Any) -> None:
+        nonlocal commits
+        commits += 1
+
+    sa.event.listen(engine, "commit", count)
+    try:
+        many = [c.AddProduct(STAFF, f"BG-{i}", "Mug", 100, 1) for i in range(2 * MAX_GROUP + 5)]
+        outcomes = await _together(bus, many)
+        assert all(isinstance(o, CommandResult) for o in outcomes), outcomes
+        assert commits == 3, commits  # 64 + 64 + 5: groups of at most MAX_GROUP
+        # The writer went idle; commands sent now, alone or together, are answered too.
+        alone = await asyncio.wait_for(bus.execute(c.AddProduct(STAFF, "BG-a", "Mug", 1, 1)), BOUND)
+        again = await _together(bus, [c.RestockProduct(STAFF, "BG-a", 1)] * 3)
+    finally:
+        sa.event.remove(engine, "commit", count)
+    assert isinstance(alone, CommandResult)
+    assert all(isinstance(o, CommandResult) for o in again), again
+    positions = [o.position for o in [*outcomes, alone, *again]]
+    assert positions == list(range(positions[0], positions[0] + len(many) + 4))
+    assert _skus(engine) == {f"BG-{i}" for i in range(len(many))} | {"BG-a"}
+
+
+async def test_a_group_whose_transaction_fails_fails_whole_and_the_bus_goes_on(
+    write: tuple[CommandBus, Engine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Broken(c.Command):
+        pass
+
+    def broken(uow: Any, command: Any) -> str:
+        uow.conn.exec_driver_sql("SELECT * FROM no_such_table")  # the database fails
+        return "never"
+
+    monkeypatch.setitem(HANDLERS, Broken, broken)
+    bus, engine = write
+    group: list[c.Command] = [
+        c.AddProduct(STAFF, "BF-1", "Mug", 100, 1),
+        Broken(None),
+        c.AddProduct(STAFF, "BF-2", "Mug", 100, 1),
+    ]
+    outcomes = await _together(bus, group)
+    assert len(outcomes) == 3
+    for outcome in outcomes:  # each caller is told, the accepted ones too: nothing committed
+        assert isinstance(outcome, sa.exc.OperationalError), outcomes
+        assert "no_such_table" in str(outcome)
+    assert _skus(engine) == set()
+    # Alone, the same failure reaches its caller.
+    with pytest.raises(sa.exc.OperationalError):
+        await asyncio.wait_for(bus.execute(Broken(None)), BOUND)
+    # And the bus goes on.
+    again = await _together(bus, [c.AddProduct(STAFF, f"BF-{i}", "Mug", 100, 1) for i in (1, 2)])
+    assert all(isinstance(o, CommandResult) for o in again), again
+    assert _skus(engine) == {"BF-1", "BF-2"}
