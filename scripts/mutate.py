@@ -49,6 +49,7 @@ REBUILD = [
     "tests/integration/test_rebuild_shadow.py",
     "tests/integration/test_rebuild_equivalence.py",
     "tests/integration/test_rebuild_swap.py",
+    "tests/integration/test_rebuild_staging.py",
 ]
 
 
