@@ -3,13 +3,15 @@
 sent together are answered, more than a group's worth included, and the writer starts
 again for commands sent after it went idle; a group whose transaction fails (the
 database, not a refusal) fails as a whole, each of its callers told, nothing of it
-committed, and the bus goes on."""
+committed, and the bus goes on; events are stamped in UTC whatever the process's zone."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Sequence
+import datetime as dt
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -109,3 +111,31 @@ async def test_a_group_whose_transaction_fails_fails_whole_and_the_bus_goes_on(
     again = await _together(bus, [c.AddProduct(STAFF, f"BF-{i}", "Mug", 100, 1) for i in (1, 2)])
     assert all(isinstance(o, CommandResult) for o in again), again
     assert _skus(engine) == {"BF-1", "BF-2"}
+
+
+@pytest.fixture
+def far_local_zone(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's local time zone 5 h 30 min from UTC (undone afterwards)."""
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        yield
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+@pytest.mark.usefixtures("far_local_zone")
+async def test_events_are_stamped_in_utc_whatever_the_servers_zone(
+    write: tuple[CommandBus, Engine],
+) -> None:
+    assert time.localtime().tm_gmtoff == 5 * 3600 + 1800
+    bus, engine = write
+    added = await asyncio.wait_for(bus.execute(c.AddProduct(STAFF, "TZ-1", "Mug", 1, 1)), BOUND)
+    with engine.connect() as conn:
+        stamped = conn.scalar(
+            sa.select(w.events.c.occurred_at).where(w.events.c.position == added.position)
+        )
+    assert isinstance(stamped, dt.datetime)
+    stamped = stamped if stamped.tzinfo else stamped.replace(tzinfo=dt.UTC)
+    assert abs((dt.datetime.now(dt.UTC) - stamped).total_seconds()) < 600, stamped
