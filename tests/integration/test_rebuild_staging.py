@@ -6,15 +6,18 @@ tables are the shadows, under the live names, with their indexes; no shadow is l
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import sqlite3
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from api.bootstrap import Services
 from projections import read_tables as r
-from projections.rebuild.staging import Staging, staging
+from projections.rebuild.staging import DEFERRED, Staging, staging
 from projections.registry import PROJECTORS
 
 DEAD = r.projection_dead_letters
@@ -81,3 +84,56 @@ async def test_parked_events_stay_private_until_the_swap_which_replaces_only_the
         assert conn.scalar(sa.select(sa.func.count()).select_from(r.order_detail)) == 0
     indexes = {i["name"] for t in tables for i in sa.inspect(engine).get_indexes(t.name)}
     assert indexes == {i.name for t in tables for i in t.indexes}
+
+
+def _other_writer_refused(path: str) -> str | None:
+    """Whether another connection that does not wait (busy timeout 0) could start a write
+    transaction now: None if it could, else SQLite's error."""
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+        return None
+    except sqlite3.OperationalError as error:
+        return str(error)
+    finally:
+        other.close()
+
+
+async def test_a_rebuilds_transactions_hold_the_write_lock_from_their_begin_unless_deferred(
+    services: Services,
+) -> None:
+    """SQLite: from the BEGIN of a rebuild's transaction (the swap's first of all) the live
+    runner waits; a transaction marked as writing nothing of the live database
+    (``DEFERRED``, the order screens' batches) takes no write lock."""
+    await services.runner.stop()
+    engine = services.projector_engine
+    path = engine.url.database
+    assert path and _other_writer_refused(path) is None
+    with staging(engine, PROJECTORS["catalog"].tables) as stage:
+        with stage.conn.begin():
+            assert _other_writer_refused(path) == "database is locked"
+        stage.conn.info[DEFERRED] = True
+        with stage.conn.begin():
+            assert stage.conn.scalar(sa.select(sa.func.count()).select_from(DEAD)) == 0
+            assert _other_writer_refused(path) is None
+        with stage.conn.begin():  # for one transaction only
+            assert _other_writer_refused(path) == "database is locked"
+
+
+@dataclasses.dataclass(frozen=True)
+class _TablesNotFields:
+    name: str = "odd"
+
+    @property
+    def tables(self) -> tuple[sa.Table, ...]:
+        return (r.catalog_products,)
+
+
+async def test_a_projector_whose_tables_are_not_its_fields_cannot_be_rebuilt(
+    services: Services,
+) -> None:
+    await services.runner.stop()
+    refused = pytest.raises(TypeError, match="cannot rebuild odd: tables not given as fields")
+    with staging(services.projector_engine, [r.catalog_products]) as stage, refused:
+        stage.retarget(_TablesNotFields())  # type: ignore[arg-type]
