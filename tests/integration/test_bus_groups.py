@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
@@ -139,3 +140,29 @@ async def test_events_are_stamped_in_utc_whatever_the_servers_zone(
     assert isinstance(stamped, dt.datetime)
     stamped = stamped if stamped.tzinfo else stamped.replace(tzinfo=dt.UTC)
     assert abs((dt.datetime.now(dt.UTC) - stamped).total_seconds()) < 600, stamped
+
+
+async def test_sqlite_commands_all_run_on_the_one_writer_thread(
+    write: tuple[CommandBus, Engine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One writer: commands alone, sent together, and a group given at once
+    (``execute_many``) all run on the same thread, never the event loop's."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Where(c.Command):
+        pass
+
+    threads: list[int] = []
+
+    def where(uow: Any, command: Any) -> str:
+        threads.append(threading.get_ident())
+        return "here"
+
+    monkeypatch.setitem(HANDLERS, Where, where)
+    bus, _ = write
+    await asyncio.wait_for(bus.execute(Where(None)), BOUND)
+    await _together(bus, [Where(None)] * 3)
+    await asyncio.wait_for(bus.execute_many([Where(None)] * 3), BOUND)
+    await asyncio.wait_for(bus.execute_many([Where(None)]), BOUND)
+    assert len(threads) == 8
+    assert len(set(threads)) == 1 and threading.get_ident() not in threads, threads
