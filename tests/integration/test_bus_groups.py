@@ -23,8 +23,10 @@ from api.database import create_sync_engine
 from api.settings import Settings
 from domain import commands as c
 from domain import write_tables as w
-from domain.bus import MAX_GROUP, CommandBus, CommandResult
+from domain.bus import MAX_ATTEMPTS, MAX_GROUP, CommandBus, CommandResult
 from domain.handlers import HANDLERS
+from domain.model import DomainError
+from domain.unit_of_work import ConcurrencyConflict
 
 STAFF = c.Actor("staff-bg", "staff")
 BOUND = 10.0  # seconds: far more than any of these commands takes
@@ -166,3 +168,45 @@ async def test_sqlite_commands_all_run_on_the_one_writer_thread(
     await asyncio.wait_for(bus.execute_many([Where(None)]), BOUND)
     assert len(threads) == 8
     assert len(set(threads)) == 1 and threading.get_ident() not in threads, threads
+
+
+@dataclasses.dataclass(frozen=True)
+class _Racing(c.Command):
+    """A command that loses ``losses`` races (another writer changed its row first)
+    before it wins, as a handler meets them: ``ConcurrencyConflict``."""
+
+    key: str = ""
+    losses: int = 0
+
+
+async def test_a_command_that_lost_a_race_runs_again_and_is_refused_after_max_attempts(
+    write: tuple[CommandBus, Engine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attempts: dict[str, int] = {}
+
+    def racing(uow: Any, command: Any) -> str:
+        attempts[command.key] = attempts.get(command.key, 0) + 1
+        if attempts[command.key] <= command.losses:
+            raise ConcurrencyConflict(command.key)
+        return str(command.key)
+
+    monkeypatch.setitem(HANDLERS, _Racing, racing)
+    bus, engine = write
+    alone = await asyncio.wait_for(bus.execute(_Racing(None, "alone", 3)), BOUND)
+    assert alone.entity_id == "alone" and attempts["alone"] == 4
+    # In a group: rolled back alone, the others committed, run again after the commit.
+    sent = [c.AddProduct(STAFF, "RC-1", "Mug", 1, 1), _Racing(None, "grouped", 1)]
+    together = await _together(bus, [*sent, c.AddProduct(STAFF, "RC-2", "Mug", 1, 1)])
+    assert [getattr(o, "entity_id", o) for o in together][1] == "grouped", together
+    assert all(isinstance(o, CommandResult) for o in together), together
+    many = await asyncio.wait_for(
+        bus.execute_many([_Racing(None, "many", 2), c.AddProduct(STAFF, "RC-3", "Mug", 1, 1)]),
+        BOUND,
+    )
+    assert all(isinstance(o, CommandResult) for o in many), many
+    assert (attempts["grouped"], attempts["many"]) == (2, 3)
+    assert _skus(engine) == {"RC-1", "RC-2", "RC-3"}
+    # A command that never wins is refused after MAX_ATTEMPTS tries, not run forever.
+    with pytest.raises(DomainError) as refused:
+        await asyncio.wait_for(bus.execute(_Racing(None, "never", 10**6)), BOUND)
+    assert refused.value.code == "CONFLICT" and attempts["never"] == MAX_ATTEMPTS
