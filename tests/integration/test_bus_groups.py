@@ -158,6 +158,7 @@ async def test_sqlite_commands_all_run_on_the_one_writer_thread(
 
     def where(uow: Any, command: Any) -> str:
         threads.append(threading.get_ident())
+        time.sleep(0.02)  # long enough for the commands sent at once to overlap
         return "here"
 
     monkeypatch.setitem(HANDLERS, Where, where)
@@ -166,7 +167,16 @@ async def test_sqlite_commands_all_run_on_the_one_writer_thread(
     await _together(bus, [Where(None)] * 3)
     await asyncio.wait_for(bus.execute_many([Where(None)] * 3), BOUND)
     await asyncio.wait_for(bus.execute_many([Where(None)]), BOUND)
-    assert len(threads) == 8
+    # At the same time: two groups given at once and commands sent together.
+    await asyncio.wait_for(
+        asyncio.gather(
+            bus.execute_many([Where(None)] * 2),
+            bus.execute_many([Where(None)] * 2),
+            _together(bus, [Where(None)] * 2),
+        ),
+        BOUND,
+    )
+    assert len(threads) == 14
     assert len(set(threads)) == 1 and threading.get_ident() not in threads, threads
 
 
@@ -210,3 +220,33 @@ async def test_a_command_that_lost_a_race_runs_again_and_is_refused_after_max_at
     with pytest.raises(DomainError) as refused:
         await asyncio.wait_for(bus.execute(_Racing(None, "never", 10**6)), BOUND)
     assert refused.value.code == "CONFLICT" and attempts["never"] == MAX_ATTEMPTS
+    assert refused.value.message == "The data changed concurrently; try again"
+
+
+async def test_closing_the_bus_waits_for_the_command_in_flight(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Slow(c.Command):
+        pass
+
+    started, finished = threading.Event(), threading.Event()
+
+    def slow(uow: Any, command: Any) -> str:
+        started.set()
+        time.sleep(0.3)  # in flight while the bus closes
+        finished.set()
+        return "slow"
+
+    monkeypatch.setitem(HANDLERS, Slow, slow)
+    engine = create_sync_engine(settings.write_database_url, "write")
+    bus = CommandBus(engine)
+    try:
+        running = asyncio.create_task(bus.execute(Slow(None)))
+        assert await asyncio.to_thread(started.wait, BOUND)
+        await asyncio.to_thread(bus.close)
+        assert finished.is_set()  # close returned only once the command was done
+        assert (await asyncio.wait_for(running, BOUND)).entity_id == "slow"
+    finally:
+        bus.close()
+        engine.dispose()
