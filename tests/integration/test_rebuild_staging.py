@@ -17,10 +17,18 @@ from sqlalchemy import Engine
 
 from api.bootstrap import Services
 from projections import read_tables as r
+from projections.rebuild import postgres
 from projections.rebuild.staging import DEFERRED, Staging, staging
 from projections.registry import PROJECTORS
 
 DEAD = r.projection_dead_letters
+
+
+@pytest.fixture(autouse=True)
+def _postgres_lock_tries_briefly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite never reaches PostgreSQL's swap; a mistake that sent it there would retry
+    the (failing) table lock for a minute: one second shows it as well."""
+    monkeypatch.setattr(postgres, "LOCK_TRIES_FOR", 1.0)
 
 
 def _letter(name: str, position: int) -> dict[str, Any]:
