@@ -55,6 +55,7 @@ def _skus(engine: Engine) -> set[str]:
         return set(conn.scalars(sa.select(w.products.c.sku)))
 
 
+@pytest.mark.sqlite_only("group commit: one writer thread is SQLite's (PostgreSQL has eight)")
 async def test_every_command_sent_together_is_answered_and_the_writer_starts_again(
     write: tuple[CommandBus, Engine],
 ) -> None:
@@ -83,6 +84,7 @@ async def test_every_command_sent_together_is_answered_and_the_writer_starts_aga
     assert _skus(engine) == {f"BG-{i}" for i in range(len(many))} | {"BG-a"}
 
 
+@pytest.mark.sqlite_only("group commit: one writer thread is SQLite's (PostgreSQL has eight)")
 async def test_a_group_whose_transaction_fails_fails_whole_and_the_bus_goes_on(
     write: tuple[CommandBus, Engine], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -144,6 +146,7 @@ async def test_events_are_stamped_in_utc_whatever_the_servers_zone(
     assert abs((dt.datetime.now(dt.UTC) - stamped).total_seconds()) < 600, stamped
 
 
+@pytest.mark.sqlite_only("group commit: one writer thread is SQLite's (PostgreSQL has eight)")
 async def test_sqlite_commands_all_run_on_the_one_writer_thread(
     write: tuple[CommandBus, Engine], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -108,6 +108,7 @@ def _other_writer_refused(path: str) -> str | None:
         other.close()
 
 
+@pytest.mark.sqlite_only("SQLite's write lock (PostgreSQL locks rows and tables)")
 async def test_a_rebuilds_transactions_hold_the_write_lock_from_their_begin_unless_deferred(
     services: Services,
 ) -> None:
