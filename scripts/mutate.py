@@ -48,6 +48,8 @@ AUTHORIZATION = "tests/integration/test_authorization_in_process.py"
 REBUILD = [
     "tests/integration/test_rebuild_shadow.py",
     "tests/integration/test_rebuild_equivalence.py",
+    "tests/integration/test_rebuild_swap.py",
+    "tests/integration/test_rebuild_staging.py",
 ]
 
 
@@ -56,10 +58,17 @@ class Target:
     module: str
     tests: list[str]
     names: list[str] = dataclasses.field(default_factory=list)
+    # Seconds per test (pytest-timeout) instead of the suite's 120: a mutant that leaves a
+    # caller waiting forever uses no CPU, so mutmut's CPU-time limit never ends it.
+    test_timeout: int | None = None
 
 
 TARGETS = [
-    Target("domain/bus.py", [*UNIT_HANDLERS, WRITE_MODEL, *WRITE_SIDE]),
+    Target(
+        "domain/bus.py",
+        ["tests/integration/test_bus_groups.py", *UNIT_HANDLERS, WRITE_MODEL, *WRITE_SIDE],
+        test_timeout=20,
+    ),
     Target(
         "domain/handlers/orders.py",
         [*UNIT_HANDLERS, WRITE_MODEL, "tests/integration/test_concurrency.py"],
@@ -124,6 +133,8 @@ def prepare(target: Target) -> Path:
         else:
             shutil.copy(source, work / name)
     top = target.module.split("/")[0]
+    timeout = [f"--timeout={target.test_timeout}"] if target.test_timeout else []
+    pytest_args = ["-p", "no:cacheprovider", "-p", "no:randomly", "-q", *timeout]
     config = "\n".join(
         [
             "",
@@ -132,7 +143,7 @@ def prepare(target: Target) -> Path:
             f"only_mutate = {[target.module]!r}",
             f"also_copy = {[name for name in PACKAGES if name != top]!r}",
             f"pytest_add_cli_args_test_selection = {target.tests!r}",
-            'pytest_add_cli_args = ["-p", "no:cacheprovider", "-p", "no:randomly", "-q"]',
+            f"pytest_add_cli_args = {pytest_args!r}",
             "use_git_change_detection = false",
             "",
         ]
