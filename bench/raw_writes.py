@@ -11,8 +11,9 @@ import random
 import sqlite3
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -52,14 +53,57 @@ def _stamp(now: dt.datetime) -> str:
     return now.strftime("%Y-%m-%d %H:%M:%S.%f")  # how SQLAlchemy stores DateTime on SQLite
 
 
+Priced = tuple[str, str, str, int, int]  # sku, product id, name, quantity, unit price
+
+
+def request_hash(lines: Sequence[tuple[str, int]]) -> str:
+    canonical = ";".join(f"{sku}={qty}" for sku, qty in sorted(lines))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def price(lines: Sequence[tuple[str, int]], found: Mapping[str, Sequence[Any]]) -> list[Priced]:
+    """Each line priced from its product row (id, sku, name, price, on hand, reserved);
+    refused when the stock left is short."""
+    priced = []
+    for sku, qty in lines:
+        pid, _, name, unit, on_hand, reserved = found[sku]
+        if on_hand - reserved < qty:
+            raise RuntimeError(f"out of stock: {sku}")
+        priced.append((sku, pid, name, qty, unit))
+    return priced
+
+
+def placed_payload(
+    order_id: str, customer_id: str, priced: Sequence[Priced], total: int, items: int
+) -> str:
+    """OrderPlaced's payload, as the command stores it."""
+    payload = {
+        "order_id": order_id,
+        "customer_id": customer_id,
+        "lines": [
+            {
+                "sku": sku,
+                "product_id": pid,
+                "product_name": name,
+                "quantity": qty,
+                "unit_price_cents": unit,
+            }
+            for sku, pid, name, qty, unit in priced
+        ],
+        "total_cents": total,
+        "item_count": items,
+        "currency": "EUR",
+    }
+    return orjson.dumps(payload).decode()
+
+
 def place_order(
     conn: sqlite3.Connection, customer_id: str, lines: Sequence[tuple[str, int]], key: str
 ) -> str:
     """One placeOrder: idempotency check, price and reserve stock, insert the order and its
     lines, append OrderPlaced to the event log; one commit."""
     now = dt.datetime.now(dt.UTC)
-    canonical = ";".join(f"{sku}={qty}" for sku, qty in sorted(lines))
-    request_hash = hashlib.sha256(canonical.encode()).hexdigest()
+    digest = request_hash(lines)
     conn.execute("BEGIN IMMEDIATE")
     try:
         if conn.execute(FIND_IDEMPOTENT, (customer_id, key)).fetchone() is not None:
@@ -74,12 +118,7 @@ def place_order(
                 skus,
             )
         }
-        priced = []
-        for sku, qty in lines:
-            pid, _, name, price, on_hand, reserved = found[sku]
-            if on_hand - reserved < qty:
-                raise RuntimeError(f"out of stock: {sku}")
-            priced.append((sku, pid, name, qty, price))
+        priced = price(lines, found)
         for _, pid, _, qty, _ in priced:
             if conn.execute(RESERVE, (qty, pid, qty)).rowcount != 1:
                 raise RuntimeError("out of stock")
@@ -98,7 +137,7 @@ def place_order(
                 items,
                 1,
                 key,
-                request_hash,
+                digest,
                 stamp,
                 stamp,
             ),
@@ -112,23 +151,6 @@ def place_order(
         )
         conn.execute(ADVANCE_HEAD, (1,))
         (position,) = conn.execute(READ_HEAD).fetchone()
-        payload = {
-            "order_id": order_id,
-            "customer_id": customer_id,
-            "lines": [
-                {
-                    "sku": sku,
-                    "product_id": pid,
-                    "product_name": name,
-                    "quantity": qty,
-                    "unit_price_cents": price,
-                }
-                for sku, pid, name, qty, price in priced
-            ],
-            "total_cents": total,
-            "item_count": items,
-            "currency": "EUR",
-        }
         conn.execute(
             INSERT_EVENT,
             (
@@ -137,7 +159,7 @@ def place_order(
                 1,
                 "OrderPlaced",
                 1,
-                orjson.dumps(payload).decode(),
+                placed_payload(order_id, customer_id, priced, total, items),
                 stamp,
                 str(uuid.uuid4()),
             ),

@@ -6,15 +6,15 @@ positions come from the same counter row (its row lock orders appenders)."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import random
 import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
 import psycopg
+
+from bench.raw_writes import placed_payload, price, request_hash
 
 FIND_IDEMPOTENT = (
     "SELECT id, request_hash FROM orders WHERE customer_id = %s AND idempotency_key = %s"
@@ -63,18 +63,12 @@ def place_order(
     """One placeOrder: idempotency check, price and reserve stock, insert the order and its
     lines, append OrderPlaced to the event log; one commit."""
     now = dt.datetime.now(dt.UTC)
-    canonical = ";".join(f"{sku}={qty}" for sku, qty in sorted(lines))
-    request_hash = hashlib.sha256(canonical.encode()).hexdigest()
+    digest = request_hash(lines)
     with conn.transaction(), conn.cursor() as cur:
         if cur.execute(FIND_IDEMPOTENT, (customer_id, key)).fetchone() is not None:
             raise RuntimeError("idempotency key reused")
         found = {row[1]: row for row in cur.execute(PRODUCTS, ([s for s, _ in lines],))}
-        priced = []
-        for sku, qty in lines:
-            pid, _, name, price, on_hand, reserved = found[sku]
-            if on_hand - reserved < qty:
-                raise RuntimeError(f"out of stock: {sku}")
-            priced.append((sku, pid, name, qty, price))
+        priced = price(lines, found)
         for _, pid, _, qty, _ in priced:
             if cur.execute(RESERVE, (qty, pid, qty)).rowcount != 1:
                 raise RuntimeError("out of stock")
@@ -83,7 +77,7 @@ def place_order(
         order_id = str(uuid.uuid4())
         cur.execute(
             INSERT_ORDER,
-            (order_id, customer_id, "PLACED", "EUR", total, items, 1, key, request_hash, now, now),
+            (order_id, customer_id, "PLACED", "EUR", total, items, 1, key, digest, now, now),
         )
         cur.executemany(
             INSERT_LINE,
@@ -95,23 +89,6 @@ def place_order(
         cur.execute(ADVANCE_HEAD, (1,))
         head = cur.execute(READ_HEAD).fetchone()
         assert head is not None
-        payload = {
-            "order_id": order_id,
-            "customer_id": customer_id,
-            "lines": [
-                {
-                    "sku": sku,
-                    "product_id": pid,
-                    "product_name": name,
-                    "quantity": qty,
-                    "unit_price_cents": price,
-                }
-                for sku, pid, name, qty, price in priced
-            ],
-            "total_cents": total,
-            "item_count": items,
-            "currency": "EUR",
-        }
         cur.execute(
             INSERT_EVENT,
             (
@@ -120,7 +97,7 @@ def place_order(
                 1,
                 "OrderPlaced",
                 1,
-                orjson.dumps(payload).decode(),
+                placed_payload(order_id, customer_id, priced, total, items),
                 now,
                 str(uuid.uuid4()),
             ),

@@ -12,7 +12,7 @@ import dataclasses
 import datetime as dt
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -30,17 +30,6 @@ from domain.unit_of_work import ConcurrencyConflict
 
 STAFF = c.Actor("staff-bg", "staff")
 BOUND = 10.0  # seconds: far more than any of these commands takes
-
-
-@pytest.fixture
-async def write(settings: Settings) -> AsyncIterator[tuple[CommandBus, Engine]]:
-    engine = create_sync_engine(settings.write_database_url, "write")
-    bus = CommandBus(engine)
-    try:
-        yield bus, engine
-    finally:
-        bus.close()
-        engine.dispose()
 
 
 async def _together(bus: CommandBus, commands: Sequence[c.Command]) -> list[Any]:
@@ -116,18 +105,6 @@ async def test_a_group_whose_transaction_fails_fails_whole_and_the_bus_goes_on(
     again = await _together(bus, [c.AddProduct(STAFF, f"BF-{i}", "Mug", 100, 1) for i in (1, 2)])
     assert all(isinstance(o, CommandResult) for o in again), again
     assert _skus(engine) == {"BF-1", "BF-2"}
-
-
-@pytest.fixture
-def far_local_zone(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The process's local time zone 5 h 30 min from UTC (undone afterwards)."""
-    monkeypatch.setenv("TZ", "Asia/Kolkata")
-    time.tzset()
-    try:
-        yield
-    finally:
-        monkeypatch.undo()
-        time.tzset()
 
 
 @pytest.mark.usefixtures("far_local_zone")

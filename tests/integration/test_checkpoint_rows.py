@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from api.database import create_sync_engine
-from api.settings import Settings
 from projections.engine.checkpoints import (
     CheckpointMoved,
     claim,
@@ -22,15 +19,6 @@ from projections.engine.checkpoints import (
     read_generations,
 )
 from projections.tables import projection_checkpoints as checkpoints
-
-
-@pytest.fixture
-def read(settings: Settings) -> Iterator[Engine]:
-    engine = create_sync_engine(settings.read_database_url, "projector")
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def _rows(read: Engine) -> dict[str, tuple[int, int, dt.datetime]]:
@@ -95,18 +83,6 @@ def test_generations_are_read_per_projector(read: Engine) -> None:
     assert generations["alpha"] == 0
     assert generations["beta"] == 3
     assert all(type(value) is int for value in generations.values())
-
-
-@pytest.fixture
-def far_local_zone(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The process's local time zone 5 h 30 min from UTC (undone afterwards)."""
-    monkeypatch.setenv("TZ", "Asia/Kolkata")
-    time.tzset()
-    try:
-        yield
-    finally:
-        monkeypatch.undo()
-        time.tzset()
 
 
 @pytest.mark.usefixtures("far_local_zone")

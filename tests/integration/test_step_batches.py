@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -16,8 +16,6 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
-from api.database import create_sync_engine
-from api.settings import Settings
 from domain.events import CustomerRegistered, Event
 from projections.base import OrderChange, Projector, StoredEvent
 from projections.engine.checkpoints import claim, load_positions
@@ -70,15 +68,6 @@ def checked_out(engine: Engine) -> int:
     """Connections of the engine's pool in use now."""
     pool: Any = engine.pool
     return int(pool.checkedout())
-
-
-@pytest.fixture
-def read(settings: Settings) -> Iterator[Engine]:
-    engine = create_sync_engine(settings.read_database_url, "projector")
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def run(

@@ -7,7 +7,6 @@ here each column is checked where it is written."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
@@ -21,17 +20,6 @@ from domain.bus import CommandBus, CommandResult
 from domain.model import DomainError
 
 STAFF = c.Actor("staff-wm", "staff")
-
-
-@pytest.fixture
-async def write(settings: Settings) -> AsyncIterator[tuple[CommandBus, Engine]]:
-    engine = create_sync_engine(settings.write_database_url, "write")
-    bus = CommandBus(engine)
-    try:
-        yield bus, engine
-    finally:
-        bus.close()
-        engine.dispose()
 
 
 def _row(engine: Engine, table: sa.Table, **where: object) -> sa.Row[tuple[object, ...]]:
