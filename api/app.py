@@ -16,6 +16,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 
 from api.bootstrap import Services
 from api.cli.seeding import DEMO_EMAIL
@@ -26,13 +27,11 @@ from api.graphql.limits import Limits
 from api.graphql.schema import build_schema
 from api.http.request import wants_html
 from api.http.view import graphiql_response, graphql_http
-from api.middleware.edge import BodyDeadline, HeaderLimit
-from api.middleware.metrics import Metrics, MetricsMiddleware
+from api.middleware.edge import Edge
+from api.middleware.metrics import Metrics, RequestCounts
 from api.middleware.origins import Cors
-from api.middleware.request_id import RequestId
-from api.middleware.security import RateLimit, SecurityHeaders
+from api.middleware.security import RateGate
 from api.settings import Settings
-from api.ws.frames import KeepServerSend
 from api.ws.view import WebSocketGraphQL
 from projections.screens import customer_profile
 
@@ -141,19 +140,23 @@ def create_app() -> Starlette:
 
 
 def _middleware(settings: Settings, services: Services, metrics: Metrics) -> list[Middleware]:
-    stack = [
-        Middleware(KeepServerSend),  # outermost: sees the server's own send
-        Middleware(RequestId),
-        Middleware(MetricsMiddleware, metrics=metrics),
-        Middleware(SecurityHeaders),
-        Middleware(HeaderLimit, max_bytes=settings.max_header_bytes),
-        Middleware(BodyDeadline, timeout=settings.body_read_timeout),
+    """One middleware (api/middleware/edge.py) in front of every route: request id,
+    metrics, security headers, header and body limits, CORS and rate limits in one frame."""
+    return [
+        Middleware(
+            Edge,
+            counts=RequestCounts(metrics),
+            cors=Cors(_no_app, settings),
+            rate_gate=RateGate(services.authenticator, services.rate_limits),
+            max_header_bytes=settings.max_header_bytes,
+            body_read_timeout=settings.body_read_timeout,
+        )
     ]
-    stack.append(Middleware(Cors, settings=settings))
-    stack.append(
-        Middleware(RateLimit, authenticator=services.authenticator, limits=services.rate_limits)
-    )
-    return stack
+
+
+async def _no_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """The app behind ``Cors``, which the edge uses for its rules only, never as a layer."""
+    raise RuntimeError("Cors is not a layer of its own here")
 
 
 def _may_see_metrics(settings: Settings, request: Request) -> bool:

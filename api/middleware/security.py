@@ -11,7 +11,7 @@ from contextvars import ContextVar
 
 import orjson
 from graphql import GraphQLFormattedError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Scope
 
 from api.auth import Authenticator, InvalidToken, request_actor
 from api.cluster.link import RedisUnavailable
@@ -36,26 +36,13 @@ SECURITY_HEADERS = [
 ]
 
 
-class SecurityHeaders:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {name.lower() for name, _ in headers}
-                headers += [(k, v) for k, v in SECURITY_HEADERS if k not in present]
-                if scope["path"] == "/graphql" and b"cache-control" not in present:
-                    headers.append((b"cache-control", b"no-store"))
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+def with_security_headers(headers: list[tuple[bytes, bytes]], path: str) -> None:
+    """Adds to a response's headers the security headers it does not set itself, and
+    ``Cache-Control: no-store`` to an API answer that says nothing of caching."""
+    present = {name.lower() for name, _ in headers}
+    headers += [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+    if path == "/graphql" and b"cache-control" not in present:
+        headers.append((b"cache-control", b"no-store"))
 
 
 class TokenBuckets:
@@ -176,13 +163,13 @@ def client_address(scope: Scope) -> str:
     return str(client[0]) if client else "?"
 
 
-class RateLimit:
+class RateGate:
     """Rate limits on HTTP /graphql: per identity (the token's subject, else the client
-    address) and per client address. WebSocket operations are counted by the WebSocket
-    view, against the same buckets."""
+    address) and per client address, checked by the edge middleware before the request
+    reaches the endpoint. WebSocket operations are counted by the WebSocket view, against
+    the same buckets."""
 
-    def __init__(self, app: ASGIApp, authenticator: Authenticator, limits: RateLimits):
-        self.app = app
+    def __init__(self, authenticator: Authenticator, limits: RateLimits):
         self.authenticator = authenticator
         self.limits = limits
 
@@ -195,29 +182,21 @@ class RateLimit:
             return f"{actor.role}:{actor.id}"
         return f"ip:{address}"
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != "/graphql":
-            await self.app(scope, receive, send)
-            return
-        address = client_address(scope)
-        wait = await self.limits.request(self._key(scope, address), address)
-        if not wait:
-            reset = CLIENT_ADDRESS.set(address)
-            try:
-                await self.app(scope, receive, send)
-            finally:
-                CLIENT_ADDRESS.reset(reset)
-            return
-        body = orjson.dumps({"errors": [rate_limited_error(wait)]})
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 429,
-                "headers": [
-                    (b"content-type", b"application/json; charset=utf-8"),
-                    (b"retry-after", str(retry_after(wait)).encode()),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+    async def wait(self, scope: Scope, address: str) -> float:
+        """0 if this request may go on (its tokens taken), else the seconds to wait."""
+        return await self.limits.request(self._key(scope, address), address)
+
+
+def refusal(wait: float) -> tuple[Message, Message]:
+    """The 429 answer to a request refused by the rate limits."""
+    body = orjson.dumps({"errors": [rate_limited_error(wait)]})
+    start: Message = {
+        "type": "http.response.start",
+        "status": 429,
+        "headers": [
+            (b"content-type", b"application/json; charset=utf-8"),
+            (b"retry-after", str(retry_after(wait)).encode()),
+            (b"content-length", str(len(body)).encode()),
+        ],
+    }
+    return start, {"type": "http.response.body", "body": body}

@@ -25,12 +25,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.types import Scope
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
-RAW_SEND_KEY = "shopfront.server_send"  # the ASGI server's own send (see KeepServerSend)
+# The ASGI server's own send, kept in a WebSocket's scope by api/middleware/edge.py.
+RAW_SEND_KEY = "shopfront.server_send"
 
 
 class Counts:
@@ -78,17 +78,3 @@ def write_frame(protocol: WebSocketsSansIOProtocol, frame: bytes) -> bool:
         counts.written += 1
         return True
     return False
-
-
-class KeepServerSend:
-    """Outermost ASGI middleware: a WebSocket's scope keeps the server's own ``send``
-    (Starlette's exception handling wraps it further in; every middleware of ours passes
-    a WebSocket's ``send`` through unchanged)."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] == "websocket":
-            scope[RAW_SEND_KEY] = send
-        await self.app(scope, receive, send)
