@@ -49,7 +49,9 @@ def build_app(settings: Settings) -> Starlette:
         expose_internal=settings.is_dev,
         limits=Limits(max_query_bytes=settings.max_query_bytes),
     )
-    compiled = CompiledReads(schema, enabled=settings.compiled_reads)
+    compiled = CompiledReads(
+        schema, enabled=settings.compiled_reads, mutations=settings.compiled_mutations
+    )
     metrics = Metrics(services, compiled)
     websocket_app = WebSocketGraphQL(schema, services)
 

@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     # (api/graphql/compiled/), after the same limits and with the same bytes as the
     # Strawberry executor, which answers everything else; false: Strawberry answers all.
     compiled_reads: bool = True
+    # The order mutations (placeOrder, payOrder, cancelOrder, shipOrder, deliverOrder) on
+    # the compiled path too: the same command, their payload written from the order
+    # document the projection committed. Needs compiled_reads; false: Strawberry runs them.
+    compiled_mutations: bool = True
     # permessage-deflate on WebSockets: zlib state held per connection, for messages of a
     # few hundred bytes; off unless asked for (docs/performance.md).
     websocket_compression: bool = False

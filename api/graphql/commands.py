@@ -4,19 +4,23 @@ model once the projectors have caught up with the command's events."""
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-from api.graphql.context import Info
 from api.graphql.types import UserError
 from api.http import consistency
 from domain.bus import CommandResult
 from domain.commands import Command
 from domain.model import DomainError
 
+if TYPE_CHECKING:
+    from api.bootstrap import Services
+
 log = logging.getLogger("shopfront.mutations")
 
 
-async def run_command(info: Info, command: Command) -> CommandResult | list[UserError]:
-    services = info.context.services
+async def run_command(services: Services, command: Command) -> CommandResult | list[UserError]:
+    """The command's result once the read models have its events (or the wait timed out),
+    or its refusal as user errors (both executors of mutations call this)."""
     try:
         result = await services.bus.execute(command)
     except DomainError as error:

@@ -47,6 +47,10 @@ class Context:
     address: str = dataclasses.field(default_factory=CLIENT_ADDRESS.get)
     live_subscriptions: int = 0
     idle_since: float = dataclasses.field(default_factory=time.monotonic)
+    # A compiled mutation handed over after its commands ran (api/graphql/compiled/):
+    # what each root field's command answered, by response key; its resolver takes that
+    # instead of running the command again.
+    outcomes: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @contextlib.contextmanager
     def follow(self, key: str) -> Iterator[Subscription]:

@@ -19,7 +19,7 @@ from strawberry.types.graphql import OperationType
 
 from api.auth import InvalidToken, request_actor
 from api.bootstrap import Services
-from api.graphql.compiled import CompiledReads
+from api.graphql.compiled import CompiledReads, Handover
 from api.graphql.context import Context
 from api.graphql.errors import formatted_errors, request_error, unavailable
 from api.http import consistency, persisted, response_cache
@@ -113,9 +113,14 @@ operation_kinds = _OperationKinds()
 
 
 def is_query(operations: dict[str | None, str], operation_name: str | None) -> bool:
+    return is_kind(operations, operation_name, "query")
+
+
+def is_kind(operations: dict[str | None, str], operation_name: str | None, kind: str) -> bool:
+    """Whether the operation to run is of this kind (``query``, ``mutation``, ...)."""
     if operation_name is None:
-        return len(operations) == 1 and "query" in operations.values()
-    return operations.get(operation_name) == "query"
+        return len(operations) == 1 and kind in operations.values()
+    return operations.get(operation_name) == kind
 
 
 def response_cache_key(
@@ -214,11 +219,14 @@ async def operation(
     try:
         # Any: what either path returns (schema is app state, untyped).
         result: Any = await compiled_result(request, services, params, actor)
+        outcomes = {}
+        if isinstance(result, Handover):  # a mutation whose commands ran: see Handover
+            outcomes, result = result.outcomes, None
         if result is None:
             result = await schema.execute(
                 query,
                 variable_values=params.variables,
-                context_value=Context(services, actor),
+                context_value=Context(services, actor, outcomes=outcomes),
                 operation_name=operation_name,
                 allowed_operation_types=allowed,
             )
@@ -278,10 +286,16 @@ async def operation(
 
 async def compiled_result(
     request: Request, services: Services, params: GraphQLRequest, actor: Actor | None
-) -> ExecutionResult | None:
+) -> ExecutionResult | Handover | None:
     """A query's result from its compiled plan (api/graphql/compiled/), once the document has
-    passed the limits; None: the Strawberry executor runs it. Counted per path."""
-    if not is_query(operation_kinds(params.query), params.operation_name):
+    passed the limits, or a POSTed order mutation's; None or a Handover: the Strawberry
+    executor runs it. Counted per path."""
+    kinds = operation_kinds(params.query)
+    if is_query(kinds, params.operation_name):
+        mutation = False
+    elif request.method == "POST" and is_kind(kinds, params.operation_name, "mutation"):
+        mutation = True
+    else:
         return None
     compiled: CompiledReads = request.app.state.compiled
     result = None
@@ -289,9 +303,19 @@ async def compiled_result(
         services.settings.is_dev and request.headers.get(COMPILED_READS_HEADER) == "off"
     ):
         result = await compiled.execute(
-            params.query, params.operation_name, params.variables, actor, services.read_engine
+            params.query,
+            params.operation_name,
+            params.variables,
+            actor,
+            services.read_engine,
+            services if mutation else None,
         )
-    if result is None:
+    if mutation:
+        if result is None or isinstance(result, Handover):
+            compiled.fallback_mutations += 1
+        else:
+            compiled.compiled_mutations += 1
+    elif result is None:
         compiled.fallback += 1
     else:
         compiled.compiled += 1

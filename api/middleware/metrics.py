@@ -126,6 +126,15 @@ class CompiledReadsCollector(Collector):
         operations.add_metric(["compiled"], self.compiled.compiled)
         operations.add_metric(["fallback"], self.compiled.fallback)
         yield operations
+        mutations = CounterMetricFamily(
+            "shopfront_graphql_mutations",
+            "Mutation operations run over HTTP, by path: a compiled plan (the order "
+            "mutations), or the Strawberry executor (fallback)",
+            labels=["path"],
+        )
+        mutations.add_metric(["compiled"], self.compiled.compiled_mutations)
+        mutations.add_metric(["fallback"], self.compiled.fallback_mutations)
+        yield mutations
 
 
 class BusCollector(Collector):

@@ -9,6 +9,6 @@ field's value comes from, :mod:`.roots` what each root field reads and checks, a
 Whatever a plan does not cover runs on Strawberry, per operation.
 """
 
-from api.graphql.compiled.execute import CompiledReads
+from api.graphql.compiled.execute import CompiledReads, Handover
 
-__all__ = ["CompiledReads"]
+__all__ = ["CompiledReads", "Handover"]

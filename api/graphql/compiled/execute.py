@@ -9,18 +9,29 @@ if they do not coerce, Strawberry answers (with the error). The root fields run 
 another, each raising the errors its resolver raises (its field is null, and null
 propagates per the spec: a non-null root field takes ``data`` with it); more than one
 error, or anything unexpected, and Strawberry answers instead.
+
+A mutation (:mod:`.commands`) runs its root fields one after another too. Whatever goes
+wrong (a value the writers would not serialise, an exception from the bus), Strawberry
+answers, as for a query; but once a command has been sent, it gets a :class:`Handover`:
+what each command sent so far answered, which its resolvers take instead of running the
+command again (api/graphql/payloads.py). So the answer is Strawberry's, errors and null
+propagation included, and no command runs twice.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from graphql import GraphQLError
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.types.execution import ExecutionResult
+
+if TYPE_CHECKING:
+    from api.bootstrap import Services
 
 from api.graphql.errors import ApiError
 from api.graphql.limits.rules import operation_cost
@@ -33,6 +44,15 @@ from .run import Run
 
 log = logging.getLogger("shopfront.compiled")
 
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Handover:
+    """A mutation for Strawberry to answer after some of its commands ran here: what each
+    answered (result, user errors or exception), by its root field's response key."""
+
+    outcomes: dict[str, Any]
+
+
 _FAILED = object()  # a root field whose resolver raised
 MAX_COSTS_PER_PLAN = 256
 NO_VARIABLES = VariableValues(sources={}, coerced={})
@@ -41,13 +61,16 @@ NO_VARIABLES = VariableValues(sources={}, coerced={})
 class CompiledReads:
     """The compiled read path of one schema, and how many operations took which path."""
 
-    def __init__(self, schema: ShopSchema, *, enabled: bool) -> None:
+    def __init__(self, schema: ShopSchema, *, enabled: bool, mutations: bool = True) -> None:
         self.enabled = enabled
+        self.mutations = mutations  # SHOPFRONT_COMPILED_MUTATIONS
         self.documents = schema.documents
         self.schema = schema._schema
         self.max_cost = schema.limits.max_cost
         self.compiled = 0
         self.fallback = 0
+        self.compiled_mutations = 0
+        self.fallback_mutations = 0
 
     def plan(self, query: str, operation_name: str | None) -> Plan | None:
         found = self.documents.validated(query)
@@ -66,16 +89,21 @@ class CompiledReads:
         variables: dict[str, Any] | None,
         actor: Actor | None,
         engine: AsyncEngine,
-    ) -> ExecutionResult | None:
-        """The result of the operation, or None: run it on Strawberry."""
+        services: Services | None = None,
+    ) -> ExecutionResult | Handover | None:
+        """The result of the operation, or None: run it on Strawberry (a Handover: with
+        what the commands that ran here answered). A mutation needs ``services`` (its
+        commands go to their bus)."""
         plan = self.plan(query, operation_name)
-        if plan is None:
+        if plan is None or (plan.mutation and (services is None or not self.mutations)):
             return None
+        run = Run(actor, engine, services)
         try:
-            return await self._execute(plan, query, operation_name, variables or {}, actor, engine)
-        except Exception:  # whatever it is, the Strawberry path answers (and reports it)
-            log.debug("compiled read fell back", exc_info=True)
-            return None
+            return await self._execute(plan, query, operation_name, variables or {}, run)
+        except Exception:
+            # Whatever it is, the Strawberry path answers (and reports it).
+            log.debug("compiled operation fell back", exc_info=True)
+            return Handover(run.outcomes) if run.sent else None
 
     async def _execute(
         self,
@@ -83,8 +111,7 @@ class CompiledReads:
         query: str,
         operation_name: str | None,
         variables: dict[str, Any],
-        actor: Actor | None,
-        engine: AsyncEngine,
+        run: Run,
     ) -> ExecutionResult | None:
         definitions = plan.operation.variable_definitions
         coerced = NO_VARIABLES
@@ -98,7 +125,9 @@ class CompiledReads:
         roots = plan.roots(coerced)
         if roots is None:
             return None
-        return await _run(roots, Run(actor, engine), coerced)
+        if plan.mutation:
+            return await _run_mutation(roots, run, coerced)
+        return await _run(roots, run, coerced)
 
     def _cost(
         self,
@@ -168,3 +197,23 @@ def _write(roots: Roots, sources: list[Any], run: Run) -> dict[str, Any] | None:
         elif write is not None:
             data[root.key] = write(source, run)
     return data
+
+
+async def _run_mutation(roots: Roots, run: Run, variables: VariableValues) -> ExecutionResult:
+    """The root fields in order, each written before the next runs (as graphql-core's
+    serial execution). Anything raised goes to Strawberry (see :class:`Handover`)."""
+    data: dict[str, Any] = {}
+    for root in roots:
+        if root.resolve is None or root.field is None:
+            data[root.key] = "Mutation"  # __typename
+            continue
+        run.key = root.key
+        args = get_argument_values(root.field, root.nodes[0], variables)
+        source = await root.resolve(run, args)
+        value = _write((root,), [source], run)
+        if run.incomplete:
+            await run.load_missing()
+            value = _write((root,), [source], run)
+        assert value is not None  # a mutation's payload is never null here
+        data[root.key] = value[root.key]
+    return ExecutionResult(data=data, errors=None)

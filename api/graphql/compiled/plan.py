@@ -5,9 +5,10 @@ A plan is built once per (document, operation name). The fields it selects depen
 values of the variables that ``@skip``/``@include`` use, so for each combination of those
 values (only those met) the selections are collected as graphql-core's executor collects
 them (:mod:`.collect`), and each object selection becomes a generated function
-(:mod:`.generate`): no resolver, no per-field await, no awaitable check. A document with
+(:mod:`.generate`): no resolver, no per-field await, no awaitable check. A mutation has a
+plan if every root field is one of :mod:`.commands` (the order mutations). A document with
 anything else (a field or type not in the sources, a directive other than skip/include, a
-mutation or subscription) has no plan.
+subscription) has no plan.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from graphql import (
 from graphql.execution.values import VariableValues
 
 from .collect import FieldCollector, Unsupported
+from .commands import COMMAND_ROOTS
 from .generate import Writer, WriterGenerator
 from .roots import NODE_TYPES, ROOTS, Resolve
 
@@ -64,6 +66,7 @@ class Plan:
         self.operation = operation
         self.fragments = fragments
         self.condition_variables = condition_variables
+        self.mutation = operation.operation == OperationType.MUTATION
         self._variants: dict[tuple[Any, ...], Roots | None] = {}
         self.costs: dict[str, int] = {}  # by the request's variables (JSON)
 
@@ -74,7 +77,7 @@ class Plan:
         operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
         if operation_name is not None:
             operations = [o for o in operations if o.name and o.name.value == operation_name]
-        if len(operations) != 1 or operations[0].operation != OperationType.QUERY:
+        if len(operations) != 1 or operations[0].operation not in _KINDS:
             return None
         operation = operations[0]
         if operation.directives:
@@ -109,6 +112,9 @@ class Plan:
         return roots
 
 
+_KINDS = (OperationType.QUERY, OperationType.MUTATION)
+
+
 def _walk(nodes: list[Any]) -> Iterator[Any]:
     """Every node with selections, and every selection, under ``nodes``."""
     for node in nodes:
@@ -127,9 +133,11 @@ class _Compiler:
         self.plan = plan
 
     def roots(self) -> Roots:
-        query = self.plan.schema.query_type
-        assert query is not None
-        fields = self.collector.collect(query.name, [self.plan.operation.selection_set])
+        plan = self.plan
+        root_type = plan.schema.mutation_type if plan.mutation else plan.schema.query_type
+        assert root_type is not None
+        known = COMMAND_ROOTS if plan.mutation else ROOTS
+        fields = self.collector.collect(root_type.name, [plan.operation.selection_set])
         writer = self.generator.writer
         roots = []
         for key, nodes in fields.items():
@@ -137,10 +145,10 @@ class _Compiler:
             if name == "__typename":
                 roots.append(RootField(key, name, tuple(nodes), None, False, None, None))
                 continue
-            if name not in ROOTS:
+            if name not in known:
                 raise Unsupported(name)
-            resolve, type_name = ROOTS[name]
-            field = query.fields[name]
+            resolve, type_name = known[name]
+            field = root_type.fields[name]
             sets = [n.selection_set for n in nodes if n.selection_set is not None]
             write: Writer | dict[str, Writer] = (
                 {t: writer(t, sets) for t in NODE_TYPES}

@@ -9,6 +9,7 @@ page of twenty orders with their customers costs two queries, as with the DataLo
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -16,6 +17,9 @@ from domain.commands import Actor
 from domain.model import can_see_order
 from projections.reads import Row
 from projections.screens import catalog, customer_profile
+
+if TYPE_CHECKING:
+    from api.bootstrap import Services
 
 Fetch = Callable[[AsyncEngine, Sequence[str]], Awaitable[dict[str, Row]]]
 
@@ -44,11 +48,18 @@ class _Loaded:
 
 
 class Run:
-    __slots__ = ("actor", "customers", "engine", "products")
+    __slots__ = ("actor", "customers", "engine", "key", "outcomes", "products", "sent", "services")
 
-    def __init__(self, actor: Actor | None, engine: AsyncEngine) -> None:
+    def __init__(
+        self, actor: Actor | None, engine: AsyncEngine, services: Services | None = None
+    ) -> None:
         self.actor = actor
         self.engine = engine
+        self.services = services  # a mutation's: the command bus, the runner
+        self.sent = False  # a mutation's: a command has gone to the bus
+        self.key = ""  # a mutation's: the response key of the root field being run
+        # A mutation's: what each command answered, by response key (see Handover).
+        self.outcomes: dict[str, Any] = {}
         self.customers = _Loaded(customer_profile.customers_by_ids)
         self.products = _Loaded(catalog.products_by_ids)
 

@@ -156,6 +156,18 @@ TYPES: dict[str, dict[str, Source]] = {
         "topProducts": Source("S[3]", "ProductSales", many=True),
     },
     "StatusCount": {"status": Source("S[0]"), "count": Source("S[1]")},
+    # A mutation's answer (api/graphql/compiled/commands.py): (order document or None, user
+    # errors, consistency token); a user error: api.graphql.types.UserError.
+    "OrderPayload": {
+        "order": Source("S[0]", "Order"),
+        "userErrors": Source("S[1]", "UserError", many=True),
+        "consistencyToken": Source("S[2]"),
+    },
+    "UserError": {
+        "field": Source("S.field"),
+        "message": Source("S.message"),
+        "code": Source("S.code"),
+    },
     "ProductSales": {
         "sku": Source("S.key"),
         "name": Source("S.label or S.key"),

@@ -47,7 +47,8 @@ class RegisterCustomerMutation:
                 extensions={"code": "RATE_LIMITED", "retryAfter": seconds},
             )
         result = await run_command(
-            info, c.RegisterCustomer(info.context.actor, email=input.email, name=input.name)
+            info.context.services,
+            c.RegisterCustomer(info.context.actor, email=input.email, name=input.name),
         )
         if isinstance(result, list):
             return RegisterCustomerPayload(customer=None, token=None, user_errors=result)
