@@ -462,19 +462,52 @@ def _raw_writes_baseline(run: Run) -> RawPlace:
     return functools.partial(raw_writes.run, raw_folder / "write.db")
 
 
+# (result key, server settings): placeOrder as served, then on the Strawberry executor
+# (compiled mutations off), each in rounds turning with the raw baseline.
+WRITE_VARIANTS: tuple[tuple[str, dict[str, str]], ...] = (
+    ("ours", {}),
+    ("strawberry", {"SHOPFRONT_COMPILED_MUTATIONS": "false"}),
+)
+
+
 def phase_writes(run: Run) -> Result:
     rng = random.Random(7)
     plan = _order_plan(run, 2000, rng)
     raw_place = _raw_writes_baseline(run)
+    raw: list[tuple[int, float]] = []
+    out: Result = {"connections": run.cfg.connections}
+    for key, env in WRITE_VARIANTS:
+        out[key] = _writes_on(run, key, env, plan, raw_place, raw, rng)
+    raw_rates = [done / secs for done, secs in raw]
+    out["baseline"] = {
+        "rps": statistics.median(raw_rates),
+        "rounds_rps": [round(x, 1) for x in raw_rates],
+        "orders": sum(done for done, _ in raw),
+        "label": RAW_LABEL[run.engine],
+    }
+    return out
+
+
+def _writes_on(
+    run: Run,
+    key: str,
+    env: dict[str, str],
+    plan: list[tuple[str, list[tuple[str, int]]]],
+    raw_place: RawPlace,
+    raw: list[tuple[int, float]],
+    rng: random.Random,
+) -> Result:
+    """placeOrder over HTTP on a server with these settings, in rounds turning with the
+    raw baseline (whose rounds are added to ``raw``); ``ours`` is profiled if asked."""
     server, base = servers.start_shopfront(
-        run.folder, run.logs / "shopfront-writes.log", **run.db_env()
+        run.folder, run.logs / f"shopfront-writes-{key}.log", **run.db_env(), **env
     )
     run.pids[base] = server.pid
     cpu: list[float] = []
     try:
         _restock(base, run)
         workload = Workload(
-            "place_order",
+            "place_order" if key == "ours" else f"place_order_{key}",
             "/graphql",
             tuple(Entry(f"Bearer {run.token(c)}", _place_body(lines, MARKER)) for c, lines in plan),
         )
@@ -483,7 +516,6 @@ def phase_writes(run: Run) -> Result:
         _load(run, base, workload, run.cfg.warmup)
         raw_place(raw_customers, raw_orders, run.cfg.warmup, rng)
         http: list[LoadResult] = []
-        raw: list[tuple[int, float]] = []
         placed = 0
         for r in range(run.cfg.rounds):
             for side in ("ours", "baseline") if r % 2 == 0 else ("baseline", "ours"):
@@ -493,8 +525,9 @@ def phase_writes(run: Run) -> Result:
                     placed += run.count_orders() - before
                     http.append(result)
                     log(
-                        f"  placeOrder over HTTP: {result.rps:.0f}/s (p99 {result.p99_ms:.0f} ms, "
-                        f"server CPU {cpu[-1]:.2f} cores, load {procs.load_average()})"
+                        f"  placeOrder over HTTP ({key}): {result.rps:.0f}/s (p99 "
+                        f"{result.p99_ms:.0f} ms, server CPU {cpu[-1]:.2f} cores, load "
+                        f"{procs.load_average()})"
                     )
                 else:
                     done, secs = raw_place(raw_customers, raw_orders, run.cfg.duration, rng)
@@ -503,18 +536,9 @@ def phase_writes(run: Run) -> Result:
                     log(f"  placeOrder {RAW_LABEL[run.engine]}: {done / secs:.0f}/s (load {load})")
         ours = _summary(http, cpu)
         ours["orders_committed"] = placed
-        ours["profile"] = maybe_profile(run, base, workload)
-        raw_rates = [done / secs for done, secs in raw]
-        return {
-            "ours": ours,
-            "baseline": {
-                "rps": statistics.median(raw_rates),
-                "rounds_rps": [round(x, 1) for x in raw_rates],
-                "orders": sum(done for done, _ in raw),
-                "label": RAW_LABEL[run.engine],
-            },
-            "connections": run.cfg.connections,
-        }
+        if key == "ours":
+            ours["profile"] = maybe_profile(run, base, workload)
+        return ours
     finally:
         procs.stop(server)
 

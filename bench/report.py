@@ -132,6 +132,18 @@ def rows(results: dict[str, Any], subscribers: int, idle: int, connections: int)
         row = _ratio_row(figure, writes["ours"]["rps"], writes["baseline"]["rps"], 0.5)
         label = writes["baseline"].get("label", "raw sqlite3")
         out.append(dataclasses.replace(row, baseline=f"{row.baseline} ({label})"))
+        if "strawberry" in writes:
+            row = _ratio_row(
+                f"{figure}, compiled mutations off (Strawberry executor)",
+                writes["strawberry"]["rps"],
+                writes["baseline"]["rps"],
+                0.5,
+            )
+            out.append(
+                dataclasses.replace(
+                    row, baseline=f"{row.baseline} ({label})", target="(report)", met=None
+                )
+            )
     elif writes is not None:
         out.append(_failed(figure, writes["error"], ">= 0.5"))
     rebuild = results.get("rebuild")
