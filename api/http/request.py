@@ -4,6 +4,7 @@ for the rules), the parameters of GET and POST, and their limits."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -113,6 +114,7 @@ def parse_accept(header: str) -> list[MediaRange]:
     return ranges
 
 
+@functools.lru_cache(maxsize=256)  # clients send a handful of distinct Accept headers
 def negotiate(accept: str | None) -> str | None:
     """The response media type for an Accept header; None when we can offer nothing."""
     if accept is None or not accept.strip():

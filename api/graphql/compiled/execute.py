@@ -137,10 +137,13 @@ class CompiledReads:
         variables: dict[str, Any],
         coerced: VariableValues,
     ) -> int:
-        """As CostLimit measures it; kept per plan by the values of the variables the
-        operation declares (the only ones the cost depends on)."""
+        """As CostLimit measures it; kept per plan by the values of the variables given as
+        a ``first`` argument (the only ones the cost depends on: limits/shape.py DataCost),
+        so an operation with none (a mutation's input, a ``product(sku:)``) is measured
+        once."""
+        used = {name: coerced.coerced.get(name) for name in plan.cost_variables}
         try:
-            key: str | None = orjson.dumps(coerced.coerced, option=orjson.OPT_SORT_KEYS).decode()
+            key: str | None = orjson.dumps(used, option=orjson.OPT_SORT_KEYS).decode()
         except TypeError:  # a value orjson does not write: measured every time
             key = None
         cost = None if key is None else plan.costs.get(key)

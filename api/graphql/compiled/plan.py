@@ -26,6 +26,7 @@ from graphql import (
     GraphQLSchema,
     OperationDefinitionNode,
     OperationType,
+    VariableNode,
     is_non_null_type,
 )
 from graphql.execution.values import VariableValues
@@ -61,11 +62,13 @@ class Plan:
         operation: OperationDefinitionNode,
         fragments: dict[str, FragmentDefinitionNode],
         condition_variables: tuple[str, ...],
+        cost_variables: tuple[str, ...] = (),
     ) -> None:
         self.schema = schema
         self.operation = operation
         self.fragments = fragments
         self.condition_variables = condition_variables
+        self.cost_variables = cost_variables  # given as a ``first`` argument somewhere
         self.mutation = operation.operation == OperationType.MUTATION
         self._variants: dict[tuple[Any, ...], Roots | None] = {}
         self.costs: dict[str, int] = {}  # by the request's variables (JSON)
@@ -86,7 +89,11 @@ class Plan:
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
         }
         names: set[str] = set()
+        firsts: set[str] = set()
         for node in _walk([operation, *fragments.values()]):
+            for argument in getattr(node, "arguments", None) or ():
+                if argument.name.value == "first" and isinstance(argument.value, VariableNode):
+                    firsts.add(argument.value.name.value)
             for directive in getattr(node, "directives", None) or ():
                 if directive.name.value not in ("skip", "include"):
                     return None
@@ -94,7 +101,7 @@ class Plan:
                     variable = getattr(argument.value, "name", None)
                     if variable is not None:
                         names.add(variable.value)
-        return cls(schema, operation, fragments, tuple(sorted(names)))
+        return cls(schema, operation, fragments, tuple(sorted(names)), tuple(sorted(firsts)))
 
     def roots(self, variables: VariableValues) -> Roots | None:
         """The root fields for these (coerced) variables; None: not covered."""
