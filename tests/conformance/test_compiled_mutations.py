@@ -27,8 +27,11 @@ from typing import Any
 
 import httpx
 import pytest
+from graphql import FieldNode, OperationDefinitionNode, OperationType, parse
 
+from bench import screens
 from tests.conformance.compiled_support import Shop, seeded_shop
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -44,16 +47,44 @@ PLACE = (
     "mutation Place($input: PlaceOrderInput!) { placeOrder(input: $input) { __typename "
     "order { ...Full } userErrors { field message code } consistencyToken } } " + ORDER
 )
-PLACE_SHAPES = [
-    PLACE,
+
+
+def _client_mutations() -> dict[str, tuple[str, str]]:
+    """The TypeScript client's order mutations: field name -> (document, operation)."""
+    found = {}
+    for path in sorted((ROOT / "examples/typescript-client/src").rglob("*.graphql")):
+        text = path.read_text()
+        for definition in parse(text).definitions:
+            if (
+                isinstance(definition, OperationDefinitionNode)
+                and definition.operation == OperationType.MUTATION
+                and definition.name is not None
+            ):
+                field = definition.selection_set.selections[0]
+                assert isinstance(field, FieldNode)
+                found[field.name.value] = (text, definition.name.value)
+    return found
+
+
+CLIENT = _client_mutations()
+
+
+PLACE_SHAPES: list[tuple[str, str | None]] = [
+    (PLACE, None),
+    CLIENT["placeOrder"],
+    (screens.PLACE_ORDER, None),
     # aliases, __typename of the root, a fragment on the payload, @skip/@include
-    "mutation P($input: PlaceOrderInput!, $lines: Boolean = true, $noToken: Boolean!) { "
-    "__typename placed: placeOrder(input: $input) { ...Pay errs: userErrors { code } } } "
-    "fragment Pay on OrderPayload { order { ref: id totalCents lines @include(if: $lines) "
-    "{ sku } } consistencyToken @skip(if: $noToken) __typename }",
+    (
+        "mutation P($input: PlaceOrderInput!, $lines: Boolean = true, $noToken: Boolean!) { "
+        "__typename placed: placeOrder(input: $input) { ...Pay errs: userErrors { code } } } "
+        "fragment Pay on OrderPayload { order { ref: id totalCents lines @include(if: $lines) "
+        "{ sku } } consistencyToken @skip(if: $noToken) __typename }",
+        None,
+    ),
     # the smallest answer
-    "mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { order { id } } }",
+    ("mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { order { id } } }", None),
 ]
+
 CHANGE = {
     name: f"mutation C($input: {name[0].upper()}{name[1:]}Input!) {{ {name}(input: $input) "
     "{ order { ...Full } userErrors { field message code } consistencyToken } } " + ORDER
@@ -89,8 +120,11 @@ def _place_input(shop: Shop, key: str | None, quantity: int = 1) -> dict[str, An
     return {"lines": lines} if key is None else {"lines": lines, "idempotencyKey": key}
 
 
-def _body(query: str, **variables: Any) -> dict[str, Any]:
-    return {"query": query, "variables": variables}
+def _body(query: str, operation: str | None = None, **variables: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"query": query, "variables": variables}
+    if operation is not None:
+        body["operationName"] = operation
+    return body
 
 
 def _compiled_once(shop: Shop, body: dict[str, Any], token: str | None) -> httpx.Response:
@@ -102,25 +136,32 @@ def _compiled_once(shop: Shop, body: dict[str, Any], token: str | None) -> httpx
     return response
 
 
-def _known(shop: Shop, query: str, **variables: Any) -> None:
+def _known(
+    shop: Shop,
+    query: str,
+    operation: str | None = None,
+    field: str = "placeOrder",
+    **variables: Any,
+) -> None:
     """Has the server parse and validate the document: a refused placeOrder (an unknown
     sku) or change (an order that does not exist), which changes nothing."""
     refused: dict[str, Any]
-    if "placeOrder" in query:
+    if field == "placeOrder":
         refused = {"lines": [{"sku": "NO-SUCH-SKU", "quantity": 1}]}
     else:
         refused = {"orderId": shop.product_ids[0], **variables}
-    answer = shop.post(_body(query, input=refused, noToken=False), None, compiled=False)
+    body = _body(query, operation, input=refused, noToken=False)
+    answer = shop.post(body, None, compiled=False)
     assert answer.status_code == 200 and "errors" not in answer.json(), answer.text
 
 
 def test_place_order_answers_the_same_bytes_whichever_path_places_it(shop: Shop) -> None:
     token = shop.tokens["customer"]
-    for query in PLACE_SHAPES:
-        _known(shop, query)
+    for query, operation in PLACE_SHAPES:
+        _known(shop, query, operation)
         for compiled_first in (True, False):
             variables = {"input": _place_input(shop, f"key-{uuid.uuid4()}"), "noToken": False}
-            body = _body(query, **variables)
+            body = _body(query, operation, **variables)
             first = (
                 _compiled_once(shop, body, token)
                 if compiled_first
@@ -208,11 +249,13 @@ def test_bad_input_falls_back_before_any_command(shop: Shop) -> None:
         assert after.get("compiled", 0) == before.get("compiled", 0), body
 
 
-def _masked(response: httpx.Response, order_id: str, token: str) -> bytes:
+def _masked(response: httpx.Response, order_id: str, token: str | None) -> bytes:
     """The answer with this order's own id, times and consistency token masked, and what
     the twin's own write moved: the read models' position (``extensions.readModel``) and
     the products' stock (cancelling releases it)."""
-    raw = response.content.replace(order_id.encode(), b"<order>").replace(token.encode(), b"<t>")
+    raw = response.content.replace(order_id.encode(), b"<order>")
+    if token is not None:
+        raw = raw.replace(token.encode(), b"<t>")
     raw = POSITION.sub(b'"position":0', TIME.sub(b'"<time>"', raw))
     return STOCK.sub(b'"stockAvailable":0', raw)
 
@@ -226,7 +269,10 @@ def _twins(shop: Shop) -> tuple[str, str]:
     return ids[0], ids[1]
 
 
-def test_order_changes_answer_the_same_bytes_on_twin_orders(shop: Shop) -> None:
+@pytest.mark.parametrize("documents", ["schema", "client"])
+def test_order_changes_answer_the_same_bytes_on_twin_orders(shop: Shop, documents: str) -> None:
+    """``documents``: this module's (every field of the payload) or the TypeScript
+    client's (where it has the mutation)."""
     customer, staff = shop.tokens["customer"], shop.tokens["staff"]
     # (mutation, who, its input's other fields) in lifecycle order; the last pair cancels
     # a second pair of twins before shipping.
@@ -238,10 +284,12 @@ def test_order_changes_answer_the_same_bytes_on_twin_orders(shop: Shop) -> None:
     for sequence in (steps, [("cancelOrder", customer, {"reason": "changed my mind"})]):
         compiled_id, fallback_id = _twins(shop)
         for name, token, extra in sequence:
-            _known(shop, CHANGE[name], **extra)
+            own = (CHANGE[name], None)
+            query, operation = CLIENT.get(name, own) if documents == "client" else own
+            _known(shop, query, operation, name, **extra)
             answers = {}
             for order_id, compiled in ((compiled_id, True), (fallback_id, False)):
-                body = _body(CHANGE[name], input={"orderId": order_id, **extra})
+                body = _body(query, operation, input={"orderId": order_id, **extra})
                 response = (
                     _compiled_once(shop, body, token)
                     if compiled
@@ -249,7 +297,7 @@ def test_order_changes_answer_the_same_bytes_on_twin_orders(shop: Shop) -> None:
                 )
                 payload = response.json()["data"][name]
                 assert payload["userErrors"] == [], response.text
-                answers[compiled] = _masked(response, order_id, payload["consistencyToken"])
+                answers[compiled] = _masked(response, order_id, payload.get("consistencyToken"))
             assert answers[True] == answers[False], name
 
 
