@@ -78,17 +78,24 @@ class _OperationKinds:
     Strawberry would run the first of several operations when no operationName is given,
     so they are counted here. The parse is bounded (far above the schema's own token
     limit, which then rejects the document) so that this early look stays cheap. The
-    last answers are kept by the SHA-256 of the text, so the cache holds no query text."""
+    last answers are kept by the text itself up to ``MAX_TEXT_KEY`` characters (a request
+    asks three times: the text's hash is computed once), and by the SHA-256 of a longer
+    text, so the cache holds at most 1,024 short texts."""
 
     MAX_ENTRIES = 1024
+    MAX_TEXT_KEY = 2048
 
     def __init__(self) -> None:
-        self._kinds: collections.OrderedDict[bytes, dict[str | None, str]] = (
+        self._kinds: collections.OrderedDict[str | bytes, dict[str | None, str]] = (
             collections.OrderedDict()
         )
 
     def __call__(self, query: str) -> dict[str | None, str]:
-        key = hashlib.sha256(query.encode("utf-8", "surrogatepass")).digest()
+        key: str | bytes = (
+            query
+            if len(query) <= self.MAX_TEXT_KEY
+            else hashlib.sha256(query.encode("utf-8", "surrogatepass")).digest()
+        )
         kinds = self._kinds.get(key)
         if kinds is not None:
             self._kinds.move_to_end(key)
