@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from graphql import OperationDefinitionNode, OperationType, parse
 
 from api.auth import make_token
 from api.http.operation import COMPILED_READS_HEADER
@@ -84,6 +85,23 @@ class Shop:
         ), f"{body}\nfallback: {fallback.content!r}\ncompiled: {compiled.content!r}"
         assert compiled.headers["content-type"] == fallback.headers["content-type"]
         return compiled
+
+
+def client_operations(kind: OperationType) -> list[tuple[str, OperationDefinitionNode]]:
+    """(document text, operation) of every named operation of this kind in the TypeScript
+    client. Fragments may live in another file of the same folder (orders.graphql's do
+    not)."""
+    found = []
+    for path in sorted((ROOT / "examples/typescript-client/src").rglob("*.graphql")):
+        text = path.read_text()
+        for definition in parse(text).definitions:
+            if (
+                isinstance(definition, OperationDefinitionNode)
+                and definition.operation == kind
+                and definition.name is not None
+            ):
+                found.append((text, definition))
+    return found
 
 
 def _ids(db: Path) -> tuple[list[str], list[str]]:

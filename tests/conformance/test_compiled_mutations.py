@@ -27,11 +27,10 @@ from typing import Any
 
 import httpx
 import pytest
-from graphql import FieldNode, OperationDefinitionNode, OperationType, parse
+from graphql import FieldNode, OperationType
 
 from bench import screens
-from tests.conformance.compiled_support import Shop, seeded_shop
-from tests.conftest import ROOT
+from tests.conformance.compiled_support import Shop, client_operations, seeded_shop
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -50,19 +49,12 @@ PLACE = (
 
 
 def _client_mutations() -> dict[str, tuple[str, str]]:
-    """The TypeScript client's order mutations: field name -> (document, operation)."""
+    """The TypeScript client's mutations: field name -> (document, operation name)."""
     found = {}
-    for path in sorted((ROOT / "examples/typescript-client/src").rglob("*.graphql")):
-        text = path.read_text()
-        for definition in parse(text).definitions:
-            if (
-                isinstance(definition, OperationDefinitionNode)
-                and definition.operation == OperationType.MUTATION
-                and definition.name is not None
-            ):
-                field = definition.selection_set.selections[0]
-                assert isinstance(field, FieldNode)
-                found[field.name.value] = (text, definition.name.value)
+    for text, operation in client_operations(OperationType.MUTATION):
+        field = operation.selection_set.selections[0]
+        assert isinstance(field, FieldNode) and operation.name is not None
+        found[field.name.value] = (text, operation.name.value)
     return found
 
 

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from graphql import OperationDefinitionNode, OperationType, parse
+from graphql import OperationType
 from hypothesis import HealthCheck, given, settings
 
 from bench import screens
 from tests.conformance.compiled_documents import Pools, documents
-from tests.conformance.compiled_support import Shop, seeded_shop
+from tests.conformance.compiled_support import Shop, client_operations, seeded_shop
 from tests.conftest import ROOT
 
 ACTORS = ("anonymous", "customer", "other customer", "staff")
@@ -47,18 +47,11 @@ def _tour() -> list[str]:
 
 def _client_operations() -> list[tuple[str, str]]:
     """(document text, operation name) of every query of the TypeScript client."""
-    found = []
-    for path in sorted((ROOT / "examples/typescript-client/src").rglob("*.graphql")):
-        text = path.read_text()
-        # Fragments may live in another file of the same folder (orders.graphql's do not).
-        for definition in parse(text).definitions:
-            if (
-                isinstance(definition, OperationDefinitionNode)
-                and definition.operation == OperationType.QUERY
-                and definition.name is not None
-            ):
-                found.append((text, definition.name.value))
-    return found
+    return [
+        (text, operation.name.value)
+        for text, operation in client_operations(OperationType.QUERY)
+        if operation.name is not None
+    ]
 
 
 def _contract(shop: Shop) -> list[dict[str, Any]]:
