@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,25 @@ async def _query(http: httpx.AsyncClient, sku: str, token: str) -> httpx.Respons
     )
 
 
+async def _waiting(
+    services: Services, request: Coroutine[Any, Any, httpx.Response]
+) -> asyncio.Task[httpx.Response]:
+    """The request, sent, once it waits in the runner. Bounded: answering before that
+    (from the stale read model, or READ_MODEL_BEHIND at once) is the bug these tests are
+    for."""
+    pending = asyncio.create_task(request)
+    deadline = time.monotonic() + 10
+    while services.runner.waiting == 0:
+        if pending.done():
+            response = pending.result()
+            raise AssertionError(
+                f"answered without waiting: {response.status_code} {response.text[:500]}"
+            )
+        assert time.monotonic() < deadline, "the request never started waiting"
+        await asyncio.sleep(0.005)
+    return pending
+
+
 async def test_a_query_waits_for_a_write_the_read_models_have_not_reached(
     template_dir: Path, tmp_path: Path
 ) -> None:
@@ -80,18 +99,7 @@ async def test_a_query_waits_for_a_write_the_read_models_have_not_reached(
         await services.bus.execute(c.AddProduct(STAFF, "WAIT-1", "Waiting mug", 900, 10))
         position = await _committed_while_paused(services, "WAIT-1")
 
-        pending = asyncio.create_task(_query(http, "WAIT-1", consistency.encode(position)))
-        # Bounded: the request reaches the runner's wait; answering before that (from the
-        # stale read model, or READ_MODEL_BEHIND at once) is the bug this test is for.
-        deadline = time.monotonic() + 10
-        while services.runner.waiting == 0:
-            if pending.done():
-                response = pending.result()
-                raise AssertionError(
-                    f"answered without waiting: {response.status_code} {response.text[:500]}"
-                )
-            assert time.monotonic() < deadline, "the request never started waiting"
-            await asyncio.sleep(0.005)
+        pending = await _waiting(services, _query(http, "WAIT-1", consistency.encode(position)))
         assert not pending.done()
 
         await services.runner.start()  # the projections catch up; the wait ends
@@ -155,16 +163,8 @@ async def test_a_token_from_another_process_write_waits_rather_than_being_refuse
         assert result.position is not None
         assert services.runner.head < result.position == log_head
 
-        pending = asyncio.create_task(_query(http, "AWAY-1", consistency.encode(result.position)))
-        deadline = time.monotonic() + 10
-        while services.runner.waiting == 0:
-            if pending.done():
-                response = pending.result()
-                raise AssertionError(
-                    f"answered without waiting: {response.status_code} {response.text[:500]}"
-                )
-            assert time.monotonic() < deadline, "the request never started waiting"
-            await asyncio.sleep(0.005)
+        query = _query(http, "AWAY-1", consistency.encode(result.position))
+        pending = await _waiting(services, query)
         await services.runner.start()
         response = await asyncio.wait_for(pending, 30)
 
