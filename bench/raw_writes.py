@@ -6,12 +6,13 @@ commit per order, with the write engine's pragmas (WAL, synchronous=FULL, foreig
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import random
 import sqlite3
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -180,13 +181,25 @@ def run(
 ) -> tuple[int, float]:
     """Place orders for ``duration`` seconds; return (orders committed, seconds)."""
     conn = connect(path)
+    try:
+        return timed(functools.partial(place_order, conn), customers, orders, duration, rng)
+    finally:
+        conn.close()
+
+
+def timed(
+    place: Callable[[str, Sequence[tuple[str, int]], str], object],
+    customers: Sequence[str],
+    orders: Sequence[Sequence[tuple[str, int]]],
+    duration: float,
+    rng: random.Random,
+) -> tuple[int, float]:
+    """``place(customer, lines, idempotency key)`` for ``duration`` seconds, a random
+    customer and order each time; (orders placed, seconds)."""
     run_id = uuid.uuid4().hex[:10]
     done = 0
     started = time.perf_counter()
-    try:
-        while time.perf_counter() - started < duration:
-            place_order(conn, rng.choice(customers), rng.choice(orders), f"raw-{run_id}-{done}")
-            done += 1
-    finally:
-        conn.close()
+    while time.perf_counter() - started < duration:
+        place(rng.choice(customers), rng.choice(orders), f"raw-{run_id}-{done}")
+        done += 1
     return done, time.perf_counter() - started

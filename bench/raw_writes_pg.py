@@ -6,15 +6,15 @@ positions come from the same counter row (its row lock orders appenders)."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import random
-import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 
-from bench.raw_writes import placed_payload, price, request_hash
+from bench.raw_writes import placed_payload, price, request_hash, timed
 
 FIND_IDEMPOTENT = (
     "SELECT id, request_hash FROM orders WHERE customer_id = %s AND idempotency_key = %s"
@@ -113,15 +113,9 @@ def run(
     rng: random.Random,
 ) -> tuple[int, float]:
     """Place orders for ``duration`` seconds; return (orders committed, seconds)."""
-    run_id = uuid.uuid4().hex[:10]
-    done = 0
     with connect(url) as conn:
         conn.autocommit = True  # each order's transaction() is its own BEGIN ... COMMIT
-        started = time.perf_counter()
-        while time.perf_counter() - started < duration:
-            place_order(conn, rng.choice(customers), rng.choice(orders), f"raw-{run_id}-{done}")
-            done += 1
-        return done, time.perf_counter() - started
+        return timed(functools.partial(place_order, conn), customers, orders, duration, rng)
 
 
 def restock(url: str, skus: Sequence[str], quantity: int) -> None:
